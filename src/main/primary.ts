@@ -1,0 +1,209 @@
+/**
+ * The primary thread: owns the validated config, probes the port, spawns and respawns HTTP
+ * workers, reloads on SIGHUP and drains on SIGTERM/SIGINT. It never serves traffic itself
+ * and never blocks (no Atomics.wait).
+ */
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { loadConfig, type SluiceConfig } from '../shared/config';
+import type { Logger } from '../shared/log';
+import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
+import { loadUws } from '../shared/uws';
+
+interface WorkerSlot {
+  readonly id: number;
+  worker: Worker | null;
+  ready: boolean;
+  restarts: number;
+  startedAt: number;
+  drained: boolean;
+}
+
+const RESPAWN_MIN_MS = 100;
+const RESPAWN_MAX_MS = 5000;
+
+/** Binds host:port exclusively for a moment: fails if another process holds it; resolves port 0. */
+export function probePort(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => {
+      reject(new Error(`cannot listen on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use by another process' : e.message}`));
+    });
+    srv.listen({ host, port, exclusive: true }, () => {
+      const addr = srv.address();
+      const p = typeof addr === 'object' && addr !== null ? addr.port : port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+export class Primary {
+  private config: SluiceConfig;
+  private version = 1;
+  private port = 0;
+  private readonly slots: WorkerSlot[] = [];
+  private stopping = false;
+  private exitCode = 0;
+  private resolveDone: ((code: number) => void) | null = null;
+
+  constructor(
+    private readonly configPath: string,
+    config: SluiceConfig,
+    private readonly log: Logger,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.config = config;
+  }
+
+  get listenPort(): number {
+    return this.port;
+  }
+
+  /** Starts workers; resolves once every worker is READY. */
+  async start(): Promise<void> {
+    // Fail before spawning anything when uWS cannot load natively; the primary also keeps
+    // the binary's image mapped for the life of the process.
+    loadUws();
+    this.port = await probePort(this.config.listen.host, this.config.listen.port);
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.config.workers; i++) {
+      const slot: WorkerSlot = { id: i, worker: null, ready: false, restarts: 0, startedAt: 0, drained: false };
+      this.slots.push(slot);
+      ready.push(this.spawn(slot));
+    }
+    await Promise.all(ready);
+    this.log.info('listening', { host: this.config.listen.host, port: this.port, workers: this.config.workers, configVersion: this.version });
+  }
+
+  /** Resolves with the process exit code once a drain has finished. */
+  done(): Promise<number> {
+    return new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  private spawn(slot: WorkerSlot): Promise<void> {
+    const data: WorkerData = { workerId: slot.id, config: this.config, configVersion: this.version, port: this.port };
+    const w = new Worker(join(__dirname, '..', 'workers', 'http-worker.js'), { workerData: data, env: this.env });
+    slot.worker = w;
+    slot.ready = false;
+    slot.startedAt = Date.now();
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      w.on('message', (msg: WorkerToPrimary) => {
+        switch (msg.type) {
+          case 'ready':
+            slot.ready = true;
+            this.log.debug('worker ready', { worker: slot.id });
+            if (!settled) {
+              settled = true;
+              resolve();
+            }
+            break;
+          case 'fatal':
+            this.log.error('worker failed to start', { worker: slot.id, reason: msg.message });
+            if (!settled) {
+              settled = true;
+              reject(new Error(msg.message));
+            }
+            break;
+          case 'reloaded':
+            this.log.debug('worker reloaded', { worker: slot.id, configVersion: msg.version });
+            break;
+          case 'drained':
+            slot.drained = true;
+            if (msg.abandoned > 0) this.log.warn('worker drained with requests still in flight', { worker: slot.id, abandoned: msg.abandoned });
+            break;
+          case 'stats':
+            break;
+          default:
+            assertNever(msg);
+        }
+      });
+      w.on('error', (err) => {
+        this.log.error('worker crashed', { worker: slot.id, err });
+      });
+      w.on('exit', (code) => {
+        slot.worker = null;
+        slot.ready = false;
+        if (!settled) {
+          settled = true;
+          reject(new Error(`worker ${slot.id} exited with code ${code} before it was ready`));
+          return;
+        }
+        if (this.stopping) {
+          this.checkAllExited();
+          return;
+        }
+        // A crash: respawn with back-off (reset when the worker had lived for a while).
+        if (Date.now() - slot.startedAt > 30000) slot.restarts = 0;
+        const delay = Math.min(RESPAWN_MAX_MS, RESPAWN_MIN_MS * 2 ** slot.restarts);
+        slot.restarts++;
+        this.log.error('worker exited; respawning', { worker: slot.id, code, inMs: delay });
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.spawn(slot).catch((e: unknown) => this.log.error('respawn failed', { worker: slot.id, err: e }));
+        }, delay).unref();
+      });
+    });
+  }
+
+  private broadcast(msg: PrimaryToWorker): void {
+    for (const s of this.slots) s.worker?.postMessage(msg);
+  }
+
+  /** SIGHUP: re-read and validate; a bad config is refused and the old one stays. */
+  reload(): boolean {
+    let next: SluiceConfig;
+    try {
+      next = loadConfig(this.configPath, this.env);
+    } catch (e) {
+      this.log.error('reload refused: the new configuration is invalid; keeping the current one', { reason: (e as Error).message });
+      return false;
+    }
+    const kept: string[] = [];
+    if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) kept.push('listen');
+    if (next.workers !== this.config.workers) kept.push('workers');
+    if (kept.length > 0) {
+      this.log.warn('reload: these options only change on restart; keeping their current values', { options: kept });
+      next = { ...next, listen: this.config.listen, workers: this.config.workers };
+    }
+    this.config = next;
+    this.version++;
+    this.broadcast({ type: 'reload', config: next, version: this.version });
+    this.log.info('configuration reloaded', { configVersion: this.version });
+    return true;
+  }
+
+  /** SIGTERM: stop accepting, let in-flight requests finish within the drain bound, exit 0. */
+  shutdown(reason: string): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    const deadlineMs = this.config.shutdown.drainTimeoutMs;
+    this.log.info('draining', { reason, deadlineMs });
+    this.broadcast({ type: 'drain', deadlineMs });
+    // Safety net: workers that do not end after the deadline are terminated.
+    setTimeout(() => {
+      for (const s of this.slots) {
+        if (s.worker !== null) {
+          this.log.warn('worker did not exit after draining; terminating it', { worker: s.id });
+          this.exitCode = 1;
+          void s.worker.terminate();
+        }
+      }
+    }, deadlineMs + 5000).unref();
+    this.checkAllExited();
+  }
+
+  private checkAllExited(): void {
+    if (this.stopping && this.slots.every((s) => s.worker === null)) {
+      this.log.info('stopped');
+      this.resolveDone?.(this.exitCode);
+    }
+  }
+
+  readyWorkers(): number {
+    return this.slots.filter((s) => s.ready).length;
+  }
+}

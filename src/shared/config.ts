@@ -1,0 +1,602 @@
+/**
+ * Sluice's configuration: the one schema (with defaults and `SLUICE_*` variables), the
+ * types it produces, and the loader (file + environment → validated, semantically checked,
+ * deep-frozen value). The primary thread loads it once per start or reload and hands the
+ * frozen value to the workers; nothing else parses configuration.
+ */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { SluiceError } from './errors';
+import {
+  deepFreeze,
+  envVars,
+  parseEnvValue,
+  validate,
+  type ObjectSchema,
+  type Schema,
+  type SchemaIssue,
+} from './schema';
+
+// ---------------------------------------------------------------- types
+
+export type Balance = 'round_robin' | 'least_request' | 'random';
+
+export interface HostConfig {
+  readonly address: string;
+  readonly weight: number;
+}
+
+export interface PoolConfig {
+  readonly maxIdlePerHost: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnectionsPerHost: number;
+}
+
+export interface UpstreamTimeouts {
+  readonly connectMs: number;
+  readonly headerMs: number;
+  readonly idleMs: number;
+}
+
+export interface RouteTimeouts extends Partial<UpstreamTimeouts> {
+  readonly totalMs?: number;
+}
+
+export interface UpstreamConfig {
+  readonly balance: Balance;
+  readonly hosts: readonly HostConfig[];
+  readonly pool?: Partial<PoolConfig>;
+  readonly timeouts?: Partial<UpstreamTimeouts>;
+}
+
+export interface PathMatch {
+  readonly prefix?: string;
+  readonly exact?: string;
+  readonly regex?: string;
+}
+
+export interface HeaderMatch {
+  readonly name: string;
+  readonly exact?: string;
+  readonly regex?: string;
+  readonly present?: boolean;
+}
+
+export interface RouteMatch {
+  readonly host?: string;
+  readonly path?: PathMatch;
+  readonly methods?: readonly string[];
+  readonly headers?: readonly HeaderMatch[];
+}
+
+export interface HeaderEdits {
+  readonly add?: Readonly<Record<string, string>>;
+  readonly set?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+export type RouteAction =
+  | { readonly type: 'proxy'; readonly upstream: string }
+  | { readonly type: 'split'; readonly targets: readonly { readonly upstream: string; readonly weight: number }[] }
+  | { readonly type: 'redirect'; readonly location: string; readonly status: number; readonly appendPath: boolean }
+  | {
+      readonly type: 'respond';
+      readonly status: number;
+      readonly body: string;
+      readonly contentType: string;
+      readonly headers?: Readonly<Record<string, string>>;
+    };
+
+export interface RouteConfig {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly rewrite?: { readonly prefix: string };
+  readonly requestHeaders?: HeaderEdits;
+  readonly responseHeaders?: HeaderEdits;
+  readonly action: RouteAction;
+  readonly timeouts?: RouteTimeouts;
+  readonly maxBodyBytes?: number;
+}
+
+export interface SluiceConfig {
+  readonly workers: number;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly limits: {
+    readonly maxUrlLength: number;
+    readonly maxHeaderBytes: number;
+    readonly maxHeaderCount: number;
+    readonly maxBodyBytes: number;
+  };
+  readonly timeouts: UpstreamTimeouts & { readonly totalMs: number };
+  readonly pool: PoolConfig;
+  readonly proxy: {
+    readonly via: string;
+    readonly requestIdHeader: string;
+    readonly retryBufferBytes: number;
+  };
+  readonly log: { readonly level: LogLevel; readonly access: boolean };
+  readonly shutdown: { readonly drainTimeoutMs: number };
+  readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
+  readonly routes: readonly RouteConfig[];
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+// ---------------------------------------------------------------- schema
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+const ms = (doc: string, def: number | undefined, env?: string, min = 0): Schema => ({
+  kind: 'integer',
+  min,
+  max: 24 * 3600 * 1000,
+  doc,
+  ...(def === undefined ? {} : { default: def }),
+  ...(env === undefined ? {} : { env }),
+});
+
+const headerMap: Schema = {
+  kind: 'map',
+  keyPattern: HEADER_NAME,
+  keyDoc: 'an HTTP header name',
+  values: { kind: 'string', doc: 'header value', pattern: /^[^\r\n\0]*$/, patternDoc: 'a header value without CR, LF or NUL' },
+  doc: 'header name → value',
+};
+
+const headerEdits: ObjectSchema = {
+  kind: 'object',
+  doc: 'header edits, applied in the order remove, set, add',
+  properties: {
+    add: { ...headerMap, doc: 'headers appended (existing values kept)' },
+    set: { ...headerMap, doc: 'headers replaced (existing values dropped)' },
+    remove: {
+      kind: 'array',
+      doc: 'header names removed',
+      items: { kind: 'string', doc: 'header name', pattern: HEADER_NAME, patternDoc: 'an HTTP header name' },
+    },
+  },
+};
+
+const upstreamTimeoutProps = (withDefaults: boolean): Record<string, Schema> => ({
+  connectMs: ms('TCP connect timeout to an upstream host', withDefaults ? 5000 : undefined, withDefaults ? 'SLUICE_CONNECT_TIMEOUT_MS' : undefined, 1),
+  headerMs: ms(
+    'time from the request being sent until the upstream response head arrives (TTFB)',
+    withDefaults ? 60000 : undefined,
+    withDefaults ? 'SLUICE_HEADER_TIMEOUT_MS' : undefined,
+    1,
+  ),
+  idleMs: ms(
+    'longest silence between two reads of the upstream response body',
+    withDefaults ? 60000 : undefined,
+    withDefaults ? 'SLUICE_READ_IDLE_TIMEOUT_MS' : undefined,
+    1,
+  ),
+});
+
+const poolProps = (withDefaults: boolean): Record<string, Schema> => ({
+  maxIdlePerHost: {
+    kind: 'integer',
+    min: 0,
+    max: 100000,
+    doc: 'idle keep-alive connections kept per upstream host, per worker',
+    ...(withDefaults ? { default: 128, env: 'SLUICE_POOL_MAX_IDLE' } : {}),
+  },
+  idleTimeoutMs: ms(
+    'an idle pooled connection is closed after this long; keep it below the upstream keep-alive timeout (a shorter `Keep-Alive: timeout=` hint from the upstream wins)',
+    withDefaults ? 4000 : undefined,
+    withDefaults ? 'SLUICE_POOL_IDLE_TIMEOUT_MS' : undefined,
+    1,
+  ),
+  maxConnectionsPerHost: {
+    kind: 'integer',
+    min: 0,
+    max: 1000000,
+    doc: 'connections per upstream host, per worker (0 = unlimited); past it requests fail fast with 503',
+    ...(withDefaults ? { default: 0, env: 'SLUICE_POOL_MAX_CONNECTIONS' } : {}),
+  },
+});
+
+const positiveWeight: Schema = { kind: 'integer', min: 1, max: 10000, default: 1, doc: 'relative weight' };
+
+export const CONFIG_SCHEMA: ObjectSchema = {
+  kind: 'object',
+  doc: 'Sluice configuration',
+  properties: {
+    workers: {
+      kind: 'integer',
+      min: 0,
+      max: 256,
+      default: 0,
+      env: 'SLUICE_WORKERS',
+      doc: 'HTTP worker threads (0 = one per CPU)',
+    },
+    listen: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'the HTTP listener',
+      properties: {
+        host: { kind: 'string', default: '0.0.0.0', env: 'SLUICE_LISTEN_HOST', doc: 'listen address', minLength: 1 },
+        port: { kind: 'integer', min: 0, max: 65535, default: 8080, env: 'SLUICE_LISTEN_PORT', doc: 'listen port (0 = pick a free one)' },
+      },
+    },
+    limits: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'request limits',
+      properties: {
+        maxUrlLength: { kind: 'integer', min: 16, max: 65536, default: 8192, env: 'SLUICE_MAX_URL_LENGTH', doc: 'longest request target in bytes; longer gets 414' },
+        maxHeaderBytes: {
+          kind: 'integer',
+          min: 256,
+          max: 65536,
+          default: 8192,
+          env: 'SLUICE_MAX_HEADER_BYTES',
+          doc: 'total bytes of request header names and values; more gets 431',
+        },
+        maxHeaderCount: {
+          kind: 'integer',
+          min: 1,
+          max: 47,
+          default: 40,
+          env: 'SLUICE_MAX_HEADER_COUNT',
+          doc: 'request header fields; more gets 431 (uWS closes the connection at the 49th on its own)',
+        },
+        maxBodyBytes: {
+          kind: 'integer',
+          min: 0,
+          max: 2 ** 50,
+          default: 10 * 1024 * 1024,
+          env: 'SLUICE_MAX_BODY_BYTES',
+          doc: 'largest request body; more gets 413',
+        },
+      },
+    },
+    timeouts: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'upstream timeouts (route and upstream settings override them)',
+      properties: {
+        ...upstreamTimeoutProps(true),
+        totalMs: ms('whole request deadline from arrival to the last response byte (0 = none)', 0, 'SLUICE_TOTAL_TIMEOUT_MS'),
+      },
+    },
+    pool: { kind: 'object', defaultEmpty: true, doc: 'upstream connection pools', properties: poolProps(true) },
+    proxy: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'proxy behaviour',
+      properties: {
+        via: {
+          kind: 'string',
+          default: 'sluice',
+          env: 'SLUICE_VIA',
+          pattern: /^[A-Za-z0-9._-]*$/,
+          patternDoc: 'a pseudonym token (letters, digits, . _ -), empty to send no Via',
+          doc: 'pseudonym in the `Via: 1.1 <name>` header added both ways ("" = none)',
+        },
+        requestIdHeader: {
+          kind: 'string',
+          default: 'x-request-id',
+          env: 'SLUICE_REQUEST_ID_HEADER',
+          pattern: HEADER_NAME,
+          patternDoc: 'an HTTP header name',
+          doc: 'request id header: propagated when present, generated when absent',
+        },
+        retryBufferBytes: {
+          kind: 'integer',
+          min: 0,
+          max: 16 * 1024 * 1024,
+          default: 65536,
+          env: 'SLUICE_RETRY_BUFFER_BYTES',
+          doc: 'request bodies up to this size are kept so that a failed reused connection can be retried',
+        },
+      },
+    },
+    log: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'logging',
+      properties: {
+        level: { kind: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'SLUICE_LOG_LEVEL', doc: 'structured log level' },
+        access: { kind: 'boolean', default: false, env: 'SLUICE_ACCESS_LOG', doc: 'one JSON line per request on stdout' },
+      },
+    },
+    shutdown: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'graceful shutdown',
+      properties: {
+        drainTimeoutMs: ms('SIGTERM: how long in-flight requests may take before workers are stopped', 30000, 'SLUICE_DRAIN_TIMEOUT_MS'),
+      },
+    },
+    upstreams: {
+      kind: 'map',
+      keyPattern: NAME,
+      keyDoc: 'letters, digits, _ . -, up to 64',
+      minEntries: 0,
+      doc: 'upstream groups by name',
+      values: {
+        kind: 'object',
+        doc: 'an upstream group',
+        required: ['hosts'],
+        properties: {
+          balance: {
+            kind: 'string',
+            enum: ['round_robin', 'least_request', 'random'],
+            default: 'round_robin',
+            doc: 'load-balancing algorithm (round_robin is smooth weighted)',
+          },
+          hosts: {
+            kind: 'array',
+            minItems: 1,
+            doc: 'upstream hosts',
+            items: {
+              kind: 'object',
+              doc: 'an upstream host',
+              required: ['address'],
+              properties: {
+                address: { kind: 'string', pattern: ADDRESS, patternDoc: 'host:port (IPv6 as [addr]:port)', doc: 'host:port' },
+                weight: positiveWeight,
+              },
+            },
+          },
+          pool: { kind: 'object', doc: 'pool overrides', properties: poolProps(false) },
+          timeouts: { kind: 'object', doc: 'timeout overrides', properties: upstreamTimeoutProps(false) },
+        },
+      },
+    },
+    routes: {
+      kind: 'array',
+      minItems: 1,
+      doc: 'ordered routes; the first match wins',
+      items: {
+        kind: 'object',
+        doc: 'a route',
+        required: ['name', 'action'],
+        properties: {
+          name: { kind: 'string', pattern: NAME, patternDoc: 'letters, digits, _ . -, up to 64', doc: 'route name (logs, metrics)' },
+          match: {
+            kind: 'object',
+            defaultEmpty: true,
+            doc: 'all given conditions must hold',
+            properties: {
+              host: {
+                kind: 'string',
+                pattern: /^(\*\.)?[A-Za-z0-9.-]+$/,
+                patternDoc: 'a host name or *.suffix',
+                doc: 'Host header (port ignored): exact or *.example.com',
+              },
+              path: {
+                kind: 'object',
+                oneOf: ['prefix', 'exact', 'regex'],
+                doc: 'path condition',
+                properties: {
+                  prefix: { kind: 'string', pattern: /^\//, patternDoc: 'a path starting with /', doc: 'path prefix' },
+                  exact: { kind: 'string', pattern: /^\//, patternDoc: 'a path starting with /', doc: 'exact path' },
+                  regex: { kind: 'string', doc: 'JavaScript regular expression tested against the path' },
+                },
+              },
+              methods: {
+                kind: 'array',
+                minItems: 1,
+                doc: 'allowed methods',
+                items: { kind: 'string', pattern: /^[A-Z]+$/, patternDoc: 'an upper-case method name', doc: 'method' },
+              },
+              headers: {
+                kind: 'array',
+                doc: 'header conditions',
+                items: {
+                  kind: 'object',
+                  doc: 'a header condition',
+                  required: ['name'],
+                  oneOf: ['exact', 'regex', 'present'],
+                  properties: {
+                    name: { kind: 'string', pattern: HEADER_NAME, patternDoc: 'an HTTP header name', doc: 'header name' },
+                    exact: { kind: 'string', doc: 'exact value' },
+                    regex: { kind: 'string', doc: 'regular expression on the value' },
+                    present: { kind: 'boolean', doc: 'true: must be present; false: must be absent' },
+                  },
+                },
+              },
+            },
+          },
+          rewrite: {
+            kind: 'object',
+            doc: 'path rewrite',
+            required: ['prefix'],
+            properties: {
+              prefix: { kind: 'string', pattern: /^\//, patternDoc: 'a path starting with /', doc: 'replaces the matched path prefix' },
+            },
+          },
+          requestHeaders: headerEdits,
+          responseHeaders: headerEdits,
+          action: {
+            kind: 'union',
+            tag: 'type',
+            doc: 'what the route does',
+            variants: {
+              proxy: {
+                kind: 'object',
+                doc: 'proxy to an upstream group',
+                required: ['upstream'],
+                properties: { upstream: { kind: 'string', doc: 'upstream group name' } },
+              },
+              split: {
+                kind: 'object',
+                doc: 'weighted split across upstream groups (canary)',
+                required: ['targets'],
+                properties: {
+                  targets: {
+                    kind: 'array',
+                    minItems: 1,
+                    doc: 'groups and weights',
+                    items: {
+                      kind: 'object',
+                      doc: 'a split target',
+                      required: ['upstream', 'weight'],
+                      properties: {
+                        upstream: { kind: 'string', doc: 'upstream group name' },
+                        weight: { kind: 'integer', min: 0, max: 10000, doc: 'relative weight (0 = off)' },
+                      },
+                    },
+                  },
+                },
+              },
+              redirect: {
+                kind: 'object',
+                doc: 'redirect',
+                required: ['location'],
+                properties: {
+                  location: { kind: 'string', minLength: 1, pattern: /^[^\r\n\0]*$/, patternDoc: 'a URL without CR, LF or NUL', doc: 'target URL' },
+                  status: { kind: 'integer', min: 301, max: 308, default: 302, doc: 'redirect status' },
+                  appendPath: { kind: 'boolean', default: false, doc: 'append the request path and query to location' },
+                },
+              },
+              respond: {
+                kind: 'object',
+                doc: 'direct response',
+                properties: {
+                  status: { kind: 'integer', min: 200, max: 599, default: 200, doc: 'status' },
+                  body: { kind: 'string', default: '', doc: 'body' },
+                  contentType: { kind: 'string', default: 'text/plain; charset=utf-8', doc: 'content type' },
+                  headers: headerMap,
+                },
+              },
+            },
+          },
+          timeouts: {
+            kind: 'object',
+            doc: 'route timeout overrides',
+            properties: {
+              ...upstreamTimeoutProps(false),
+              totalMs: ms('whole request deadline (0 = none)', undefined),
+            },
+          },
+          maxBodyBytes: { kind: 'integer', min: 0, max: 2 ** 50, doc: 'request body limit for this route' },
+        },
+      },
+    },
+  },
+};
+
+// ---------------------------------------------------------------- loading
+
+export class ConfigError extends SluiceError {
+  readonly issues: readonly SchemaIssue[];
+  constructor(issues: readonly SchemaIssue[], source: string) {
+    super('SLUICE_ERR_CONFIG', `${source}:\n${issues.map((i) => `  ${i.path} ${i.message}`).join('\n')}`);
+    this.issues = issues;
+  }
+}
+
+export const ENV_VARS = envVars(CONFIG_SCHEMA);
+
+/** Reads a YAML or JSON file (by extension; YAML is a superset of JSON anyway). */
+export function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ path: '(file)', message: `cannot be read: ${(e as Error).message}` }], path);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    throw new ConfigError([{ path: '(file)', message: `is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}` }], path);
+  }
+}
+
+/** Applies `SLUICE_*` overrides onto a raw (unvalidated) config object, in place. */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: SchemaIssue[]): void {
+  for (const v of ENV_VARS) {
+    const text = env[v.name];
+    if (text === undefined || text === '') continue;
+    let value: unknown;
+    try {
+      value = parseEnvValue(v, text);
+    } catch (e) {
+      issues.push({ path: v.path.join('.'), message: `(from ${v.name}) ${(e as Error).message}` });
+      continue;
+    }
+    let node = raw;
+    for (const key of v.path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[v.path[v.path.length - 1] as string] = value;
+  }
+}
+
+/** Validates a raw config (already merged with env), runs semantic checks, deep-freezes. */
+export function buildConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = {}): SluiceConfig {
+  const issues: SchemaIssue[] = [];
+  const base = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? structuredClone(raw as Record<string, unknown>) : raw;
+  if (typeof base === 'object' && base !== null && !Array.isArray(base)) applyEnv(base as Record<string, unknown>, env, issues);
+  const cfg = validate(CONFIG_SCHEMA, base, '', issues) as SluiceConfig | undefined;
+  if (issues.length === 0 && cfg !== undefined) semanticChecks(cfg, issues);
+  if (issues.length > 0 || cfg === undefined) throw new ConfigError(issues, source);
+  const resolved: SluiceConfig = cfg.workers === 0 ? { ...cfg, workers: Math.max(1, cpus().length) } : cfg;
+  return deepFreeze(resolved);
+}
+
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): SluiceConfig {
+  return buildConfig(readConfigFile(path), path, env);
+}
+
+function checkRegex(src: string, path: string, issues: SchemaIssue[]): void {
+  try {
+    new RegExp(src);
+  } catch (e) {
+    issues.push({ path, message: `is not a valid regular expression: ${(e as Error).message}` });
+  }
+}
+
+function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
+  const names = new Set<string>();
+  const ups = cfg.upstreams;
+  const refCheck = (name: string, path: string): void => {
+    if (!Object.prototype.hasOwnProperty.call(ups, name)) {
+      const known = Object.keys(ups);
+      issues.push({ path, message: `names an unknown upstream ${JSON.stringify(name)} (defined: ${known.length ? known.join(', ') : 'none'})` });
+    }
+  };
+  cfg.routes.forEach((r, i) => {
+    const p = `routes[${i}]`;
+    if (names.has(r.name)) issues.push({ path: `${p}.name`, message: `duplicates the route name ${JSON.stringify(r.name)}` });
+    names.add(r.name);
+    if (r.match.path?.regex !== undefined) checkRegex(r.match.path.regex, `${p}.match.path.regex`, issues);
+    r.match.headers?.forEach((h, j) => {
+      if (h.regex !== undefined) checkRegex(h.regex, `${p}.match.headers[${j}].regex`, issues);
+    });
+    if (r.rewrite !== undefined && r.match.path?.prefix === undefined) {
+      issues.push({ path: `${p}.rewrite`, message: 'needs match.path.prefix (the prefix it replaces)' });
+    }
+    const a = r.action;
+    switch (a.type) {
+      case 'proxy':
+        refCheck(a.upstream, `${p}.action.upstream`);
+        break;
+      case 'split':
+        a.targets.forEach((t, j) => refCheck(t.upstream, `${p}.action.targets[${j}].upstream`));
+        if (a.targets.every((t) => t.weight === 0)) issues.push({ path: `${p}.action.targets`, message: 'must have a target with weight > 0' });
+        break;
+      case 'redirect':
+        if (![301, 302, 303, 307, 308].includes(a.status)) {
+          issues.push({ path: `${p}.action.status`, message: `must be one of 301, 302, 303, 307, 308, got ${a.status}` });
+        }
+        break;
+      case 'respond':
+        break;
+    }
+  });
+  for (const [name, u] of Object.entries(ups)) {
+    u.hosts.forEach((h, j) => {
+      const port = Number(h.address.slice(h.address.lastIndexOf(':') + 1));
+      if (port < 1 || port > 65535) issues.push({ path: `upstreams.${name}.hosts[${j}].address`, message: `has port ${port} outside 1..65535` });
+    });
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Messages between the primary thread and HTTP workers: one discriminated union per
+ * direction, handled with an exhaustive switch. A worker gets no traffic before READY
+ * (it only listens once it is ready to serve), and the primary counts it as serving only
+ * after READY.
+ */
+import type { SluiceConfig } from './config';
+
+export interface WorkerData {
+  readonly workerId: number;
+  readonly config: SluiceConfig;
+  readonly configVersion: number;
+  /** The port the primary probed and reserved for every worker (never 0). */
+  readonly port: number;
+}
+
+export type PrimaryToWorker =
+  | { readonly type: 'reload'; readonly config: SluiceConfig; readonly version: number }
+  | { readonly type: 'drain'; readonly deadlineMs: number }
+  | { readonly type: 'stats' };
+
+export type WorkerToPrimary =
+  | { readonly type: 'ready'; readonly workerId: number; readonly port: number }
+  | { readonly type: 'reloaded'; readonly workerId: number; readonly version: number }
+  | { readonly type: 'fatal'; readonly workerId: number; readonly message: string }
+  | { readonly type: 'stats'; readonly workerId: number; readonly inflight: number; readonly requests: number; readonly pools: readonly { address: string; open: number; idle: number }[] }
+  | { readonly type: 'drained'; readonly workerId: number; readonly abandoned: number };
+
+export function assertNever(x: never): never {
+  throw new Error(`unexpected message ${JSON.stringify(x)}`);
+}

@@ -1,0 +1,117 @@
+/**
+ * The single extension point of the request pipeline, modelled on Pingora's `ProxyHttp`
+ * trait. Built-in features (routing, header edits, forwarding headers, access log; later
+ * ACL, rate limiting, breakers, Kafka events) are phases like any plug-in. The worker builds
+ * the hook arrays once at start-up (and on reload), never per request.
+ *
+ * Order (see docs/phases.md for the chart):
+ *   accept → requestFilter → upstreamPeer → upstreamRequestFilter → [upstream I/O]
+ *   → responseFilter → logging
+ * Error phases: failToConnect (nothing was sent: safe to retry elsewhere), errorWhileProxy
+ * (a failure after the request went out), failToProxy (chooses the status when no response
+ * has started). `logging` runs exactly once per request, with the error if any.
+ *
+ * Phases run synchronously on the worker's hot path: they must not block, must not call
+ * Kafka, and should not allocate per request beyond what they add to the session.
+ */
+import type { SluiceError } from './errors';
+
+/** A downstream request as the pipeline sees it. Header names are lower case. */
+export interface Session {
+  readonly id: number;
+  method: string;
+  /** Path without the query, as sent to the upstream (rewrite phases may change it). */
+  path: string;
+  /** Query string without '?', '' if none. */
+  query: string;
+  /** Flat list [name0, value0, name1, value1, ...]: names lower case, repeats kept. */
+  headers: string[];
+  readonly clientAddress: string;
+  readonly startedAt: number;
+  /** Name of the matched route, '' before routing. */
+  routeName: string;
+  /** The request id (propagated or generated). */
+  requestId: string;
+  /** Response status sent to the client (0 while none). */
+  status: number;
+  /** Response flags for logs and events (e.g. 'UF' upstream connect failure, 'UT' timeout). */
+  flags: string[];
+  upstreamName: string;
+  upstreamHost: string;
+  attempts: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Where a request goes: an upstream group and one of its hosts. */
+export interface Peer {
+  readonly group: string;
+  readonly host: string;
+}
+
+/** A response head from the upstream, mutable by responseFilter. */
+export interface ResponseHead {
+  status: number;
+  /** Flat list like Session.headers: names as the upstream sent them, hop-by-hop removed. */
+  headers: string[];
+}
+
+export interface ProxyPhases<Ctx> {
+  /** Runs when the connection's request arrives, before anything else. false = refused (the phase responded). */
+  accept?(session: Session, ctx: Ctx): boolean;
+  /** Inspect or answer the request. true = the phase already responded; the pipeline stops. */
+  requestFilter?(session: Session, ctx: Ctx): boolean;
+  /**
+   * Choose the upstream host. The first phase returning a Peer wins; null = this phase has no
+   * opinion. `tried` lists hosts that already failed for this request (retries go elsewhere).
+   * Throwing a SluiceError (e.g. no healthy host) fails the request through failToProxy.
+   */
+  upstreamPeer?(session: Session, tried: readonly string[], ctx: Ctx): Peer | null;
+  /** Adjust the request head sent upstream (header edits, forwarding headers). */
+  upstreamRequestFilter?(session: Session, headers: string[], ctx: Ctx): void;
+  /** Adjust the upstream response head before it is sent to the client. */
+  responseFilter?(session: Session, head: ResponseHead, ctx: Ctx): void;
+  /** The connection to `peer` failed before anything was sent; returning false forbids retrying. */
+  failToConnect?(session: Session, peer: Peer, err: SluiceError, ctx: Ctx): boolean;
+  /** An error after the request went out (read timeout, reset, bad response). */
+  errorWhileProxy?(session: Session, peer: Peer, err: SluiceError, ctx: Ctx): void;
+  /** No response has started: may pick another status for `err` (return 0 to keep err.status). */
+  failToProxy?(session: Session, err: SluiceError, ctx: Ctx): number;
+  /** Exactly once per request, after the response ended or failed. */
+  logging?(session: Session, err: SluiceError | null, ctx: Ctx): void;
+}
+
+/** Hook arrays built once from an ordered list of phase objects. */
+export interface Pipeline<Ctx> {
+  readonly accept: readonly ((s: Session, c: Ctx) => boolean)[];
+  readonly requestFilter: readonly ((s: Session, c: Ctx) => boolean)[];
+  readonly upstreamPeer: readonly ((s: Session, t: readonly string[], c: Ctx) => Peer | null)[];
+  readonly upstreamRequestFilter: readonly ((s: Session, h: string[], c: Ctx) => void)[];
+  readonly responseFilter: readonly ((s: Session, h: ResponseHead, c: Ctx) => void)[];
+  readonly failToConnect: readonly ((s: Session, p: Peer, e: SluiceError, c: Ctx) => boolean)[];
+  readonly errorWhileProxy: readonly ((s: Session, p: Peer, e: SluiceError, c: Ctx) => void)[];
+  readonly failToProxy: readonly ((s: Session, e: SluiceError, c: Ctx) => number)[];
+  readonly logging: readonly ((s: Session, e: SluiceError | null, c: Ctx) => void)[];
+}
+
+export function buildPipeline<Ctx>(phases: readonly ProxyPhases<Ctx>[]): Pipeline<Ctx> {
+  const collect = <K extends keyof ProxyPhases<Ctx>>(k: K): NonNullable<ProxyPhases<Ctx>[K]>[] =>
+    phases
+      .filter((p) => p[k] !== undefined)
+      .map((p) => {
+        // Bound once here so that phases may be class instances using `this`.
+        const f = p[k] as unknown as (...args: unknown[]) => unknown;
+        return f.bind(p) as unknown as NonNullable<ProxyPhases<Ctx>[K]>;
+      });
+  return Object.freeze({
+    accept: collect('accept'),
+    requestFilter: collect('requestFilter'),
+    upstreamPeer: collect('upstreamPeer'),
+    upstreamRequestFilter: collect('upstreamRequestFilter'),
+    responseFilter: collect('responseFilter'),
+    failToConnect: collect('failToConnect'),
+    errorWhileProxy: collect('errorWhileProxy'),
+    failToProxy: collect('failToProxy'),
+    logging: collect('logging'),
+  });
+}

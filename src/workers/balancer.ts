@@ -1,0 +1,144 @@
+/**
+ * Load-balancing selection within an upstream group (shape after
+ * pingora-load-balancing/src/selection): a selector is built from the hosts once and swapped
+ * whole when membership changes; `pick(accept)` walks a bounded fallback sequence and asks
+ * the caller's predicate, so "skip the host that just failed" stays outside the algorithm.
+ *
+ * State is per worker: each worker balances its own share of the traffic, like nginx
+ * workers do.
+ */
+
+export interface BalancedHost {
+  readonly weight: number;
+  /** Requests in flight from this worker (least_request reads it). */
+  active: number;
+}
+
+export type Accept = (index: number) => boolean;
+
+export interface Selector {
+  /** Index of the chosen host, or -1 when no host is accepted within the walk. */
+  pick(accept: Accept | null): number;
+}
+
+/**
+ * Smooth weighted round robin (nginx's ngx_http_upstream_get_peer): every pick adds each
+ * host's weight to its current value, takes the largest, subtracts the total from it.
+ * Spreads a 5:1:1 weighting as a a b a c a a rather than a a a a a b c.
+ */
+export class SmoothRoundRobin implements Selector {
+  private readonly current: Float64Array;
+  private readonly total: number;
+
+  constructor(private readonly hosts: readonly BalancedHost[]) {
+    this.current = new Float64Array(hosts.length);
+    this.total = hosts.reduce((a, h) => a + h.weight, 0);
+  }
+
+  private next(skip: Uint8Array | null): number {
+    const hs = this.hosts;
+    const cur = this.current;
+    let best = -1;
+    let total = 0;
+    for (let i = 0; i < hs.length; i++) {
+      if (skip !== null && skip[i] === 1) continue;
+      const w = (hs[i] as BalancedHost).weight;
+      cur[i] = (cur[i] as number) + w;
+      total += w;
+      if (best === -1 || (cur[i] as number) > (cur[best] as number)) best = i;
+    }
+    if (best !== -1) cur[best] = (cur[best] as number) - total;
+    return best;
+  }
+
+  pick(accept: Accept | null): number {
+    const first = this.next(null);
+    if (accept === null || first === -1 || accept(first)) return first;
+    // Fallback walk: rerun the selection without the refused hosts, at most once per host.
+    const skip = new Uint8Array(this.hosts.length);
+    skip[first] = 1;
+    for (let n = 1; n < this.hosts.length; n++) {
+      const i = this.next(skip);
+      if (i === -1) return -1;
+      if (accept(i)) return i;
+      skip[i] = 1;
+    }
+    return -1;
+  }
+
+  get totalWeight(): number {
+    return this.total;
+  }
+}
+
+/** Random, weighted: a uniform draw over cumulative weights; the walk continues round the list. */
+export class WeightedRandom implements Selector {
+  private readonly cumulative: Float64Array;
+  private readonly total: number;
+
+  constructor(
+    private readonly hosts: readonly BalancedHost[],
+    private readonly random: () => number = Math.random,
+  ) {
+    this.cumulative = new Float64Array(hosts.length);
+    let t = 0;
+    hosts.forEach((h, i) => {
+      t += h.weight;
+      this.cumulative[i] = t;
+    });
+    this.total = t;
+  }
+
+  pick(accept: Accept | null): number {
+    const n = this.hosts.length;
+    const x = this.random() * this.total;
+    let start = 0;
+    while (start < n - 1 && x >= (this.cumulative[start] as number)) start++;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      if (accept === null || accept(i)) return i;
+    }
+    return -1;
+  }
+}
+
+/**
+ * Least request with power of two choices (Envoy's LEAST_REQUEST): draw two hosts by weight,
+ * keep the one with fewer active requests scaled by weight. O(1) and avoids the herd that a
+ * strict least-connections scan causes when all workers see the same minimum.
+ */
+export class LeastRequestP2C implements Selector {
+  private readonly rnd: WeightedRandom;
+
+  constructor(
+    private readonly hosts: readonly BalancedHost[],
+    private readonly random: () => number = Math.random,
+  ) {
+    this.rnd = new WeightedRandom(hosts, random);
+  }
+
+  pick(accept: Accept | null): number {
+    const a = this.rnd.pick(accept);
+    if (a === -1 || this.hosts.length === 1) return a;
+    const b = this.rnd.pick(accept);
+    if (b === -1 || b === a) return a;
+    const ha = this.hosts[a] as BalancedHost;
+    const hb = this.hosts[b] as BalancedHost;
+    // Compare active/weight without division: a.active * b.weight vs b.active * a.weight.
+    const la = ha.active * hb.weight;
+    const lb = hb.active * ha.weight;
+    if (la === lb) return this.random() < 0.5 ? a : b;
+    return la < lb ? a : b;
+  }
+}
+
+export function buildSelector(kind: 'round_robin' | 'least_request' | 'random', hosts: readonly BalancedHost[]): Selector {
+  switch (kind) {
+    case 'round_robin':
+      return new SmoothRoundRobin(hosts);
+    case 'least_request':
+      return new LeastRequestP2C(hosts);
+    case 'random':
+      return new WeightedRandom(hosts);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * An HTTP worker thread: one uWebSockets.js app on the shared port (SO_REUSEPORT), the
+ * proxy pipeline, its own upstream pools. Configuration comes frozen from the primary in
+ * workerData and is swapped whole on reload; requests in flight keep the environment they
+ * started with.
+ *
+ * Shutdown order matters in uWS 20.30: close the listen socket, let in-flight requests end,
+ * then `app.close()` and let the thread's loop end by itself (process.exit with live uWS
+ * handles aborts the process).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { SluiceConfig } from '../shared/config';
+import { createLogger, type Logger } from '../shared/log';
+import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
+import { buildPipeline, type ProxyPhases } from '../shared/phases';
+import { loadUws } from '../shared/uws';
+import { AccessLogPhase, ForwardingPhase, RoutingPhase } from './phases';
+import { makeHandler, setOnFinished, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
+import { Router } from './router';
+import { Upstreams } from './upstreams';
+
+const data = workerData as WorkerData;
+const port = parentPort;
+if (port === null) throw new Error('http-worker must run as a worker thread');
+
+function send(msg: WorkerToPrimary): void {
+  port?.postMessage(msg);
+}
+
+const stats: WorkerStats = { inflight: 0, requests: 0 };
+const log: Logger = createLogger(data.config.log.level, { worker: data.workerId });
+
+const accessWrite = (line: string): void => {
+  process.stdout.write(line);
+};
+
+function buildEnv(config: SluiceConfig, previous: ProxyEnv | null): ProxyEnv {
+  const router = new Router(config.routes);
+  const upstreams = Upstreams.build(config, previous?.upstreams ?? null);
+  const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams)];
+  if (config.log.access) phases.push(new AccessLogPhase(accessWrite));
+  return { config, router, upstreams, pipeline: buildPipeline(phases), log, stats };
+}
+
+let env = buildEnv(data.config, null);
+let app: TemplatedApp | null = null;
+let listenSocket: us_listen_socket | null = null;
+let draining = false;
+
+function start(): void {
+  let uws;
+  try {
+    uws = loadUws();
+  } catch (e) {
+    send({ type: 'fatal', workerId: data.workerId, message: (e as Error).message });
+    return;
+  }
+  const a = uws.App();
+  a.any('/*', makeHandler(() => env));
+  a.listen(data.config.listen.host, data.port, (token) => {
+    if (token === false) {
+      send({ type: 'fatal', workerId: data.workerId, message: `cannot listen on ${data.config.listen.host}:${data.port}` });
+      return;
+    }
+    listenSocket = token;
+    send({ type: 'ready', workerId: data.workerId, port: uws.us_socket_local_port(token) });
+  });
+  app = a;
+}
+
+function drain(deadlineMs: number): void {
+  if (draining) return;
+  draining = true;
+  const uws = loadUws();
+  if (listenSocket !== null) {
+    uws.us_listen_socket_close(listenSocket);
+    listenSocket = null;
+  }
+  let finished = false;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    setOnFinished(undefined);
+    const abandoned = stats.inflight;
+    env.upstreams.closeAll();
+    send({ type: 'drained', workerId: data.workerId, abandoned });
+    // Closing the app cuts remaining connections (idle keep-alive ones, or requests past
+    // the deadline); the thread's loop then ends on its own.
+    (app as unknown as { close(): void } | null)?.close();
+    port?.close();
+  };
+  const timer = setTimeout(finish, deadlineMs);
+  if (stats.inflight === 0) finish();
+  else setOnFinished(() => {
+    if (stats.inflight === 0) finish();
+  });
+}
+
+port.on('message', (msg: PrimaryToWorker) => {
+  switch (msg.type) {
+    case 'reload': {
+      env = buildEnv(msg.config, env);
+      log.setLevel(msg.config.log.level);
+      send({ type: 'reloaded', workerId: data.workerId, version: msg.version });
+      break;
+    }
+    case 'drain':
+      drain(msg.deadlineMs);
+      break;
+    case 'stats':
+      send({ type: 'stats', workerId: data.workerId, inflight: stats.inflight, requests: stats.requests, pools: env.upstreams.poolStats() });
+      break;
+    default:
+      assertNever(msg);
+  }
+});
+
+start();

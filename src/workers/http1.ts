@@ -1,0 +1,301 @@
+/**
+ * HTTP/1.1 response framing for the upstream client, in JS: the response-head parser (one
+ * call per head, on the bytes of the socket buffer) and a chunked-body decoder. The native
+ * addon provides a twin of the head parser; this one is the reference.
+ *
+ * Strict where leniency enables smuggling or desync: CRLF line ends, no obs-fold, token
+ * header names, one consistent Content-Length, Transfer-Encoding only with chunked last and
+ * never together with Content-Length.
+ */
+
+export const HEAD_INCOMPLETE = 0;
+
+export type HeadError =
+  | 'bad status line'
+  | 'bad header line'
+  | 'bad header name'
+  | 'bad header value'
+  | 'bad content-length'
+  | 'bad transfer-encoding'
+  | 'head too large';
+
+export interface ParsedHead {
+  readonly headLength: number;
+  readonly status: number;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  readonly minor: number;
+  /** Flat [name, value, ...] as received (names in the upstream's case), values trimmed. */
+  readonly headers: string[];
+  /** Lower-case names of all headers, parallel to headers' names (index i/2). */
+  readonly lowerNames: string[];
+  /** -1 when absent. */
+  readonly contentLength: number;
+  readonly chunked: boolean;
+  /** The connection must not be reused after this response. */
+  readonly close: boolean;
+  /** `Keep-Alive: timeout=N` hint in seconds, -1 when absent. */
+  readonly keepAliveTimeoutS: number;
+  readonly upgrade: boolean;
+  /** Lower-case tokens listed in Connection (they are hop-by-hop too), or null. */
+  readonly connectionTokens: string[] | null;
+  /** A header value has bytes ≥ 0x80: forward values as latin1 bytes, not strings. */
+  readonly nonAscii: boolean;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// eslint-disable-next-line no-control-regex
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const NON_ASCII = /[\x80-\xff]/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
+
+/**
+ * Parses a response head at buf[start..end). Returns the head, HEAD_INCOMPLETE when the
+ * blank line has not arrived yet, or an error string for malformed heads.
+ */
+export function parseResponseHead(buf: Buffer, start: number, end: number, maxHeadBytes: number): ParsedHead | typeof HEAD_INCOMPLETE | HeadError {
+  const term = buf.indexOf('\r\n\r\n', start, 'latin1');
+  if (term === -1 || term + 4 > end) {
+    return end - start > maxHeadBytes ? 'head too large' : HEAD_INCOMPLETE;
+  }
+  const headLength = term + 4 - start;
+  if (headLength > maxHeadBytes) return 'head too large';
+  const text = buf.toString('latin1', start, term);
+  let eol = text.indexOf('\r\n');
+  if (eol === -1) eol = text.length;
+  const m = STATUS_LINE.exec(text.slice(0, eol));
+  if (m === null) return 'bad status line';
+  const minor = Number(m[1]);
+  const status = Number(m[2]);
+  const headers: string[] = [];
+  const lowerNames: string[] = [];
+  let contentLength = -1;
+  let chunked = false;
+  let sawTE = false;
+  let close = minor === 0;
+  let keepAliveTimeoutS = -1;
+  let upgrade = false;
+  let connectionTokens: string[] | null = null;
+  let pos = eol + 2;
+  while (pos < text.length) {
+    let next = text.indexOf('\r\n', pos);
+    if (next === -1) next = text.length;
+    const colon = text.indexOf(':', pos);
+    if (colon === -1 || colon > next) return 'bad header line';
+    const name = text.slice(pos, colon);
+    if (!TOKEN.test(name)) return name.length > 0 && (name[0] === ' ' || name[0] === '\t') ? 'bad header line' : 'bad header name';
+    const value = text.slice(colon + 1, next).trim();
+    if (BAD_VALUE.test(value)) return 'bad header value';
+    const lower = name.toLowerCase();
+    headers.push(name, value);
+    lowerNames.push(lower);
+    switch (lower) {
+      case 'content-length': {
+        // A list of identical values ("5, 5") is tolerated (RFC 9110 §8.6); anything else is not.
+        let n = -1;
+        for (const part of value.split(',')) {
+          const t = part.trim();
+          if (!/^\d{1,15}$/.test(t)) return 'bad content-length';
+          const v = Number(t);
+          if (n !== -1 && v !== n) return 'bad content-length';
+          n = v;
+        }
+        if (contentLength !== -1 && contentLength !== n) return 'bad content-length';
+        contentLength = n;
+        break;
+      }
+      case 'transfer-encoding': {
+        sawTE = true;
+        const codings = value.toLowerCase().split(',');
+        const last = (codings[codings.length - 1] as string).trim();
+        chunked = last === 'chunked';
+        break;
+      }
+      case 'connection': {
+        for (const tok of value.toLowerCase().split(',')) {
+          const t = tok.trim();
+          if (t === '') continue;
+          if (t === 'close') close = true;
+          else if (t === 'keep-alive') {
+            if (minor === 0) close = false;
+          } else if (t === 'upgrade') upgrade = true;
+          (connectionTokens ??= []).push(t);
+        }
+        break;
+      }
+      case 'keep-alive': {
+        const km = /(?:^|[,\s])timeout\s*=\s*(\d+)/i.exec(value);
+        if (km !== null) keepAliveTimeoutS = Number(km[1]);
+        break;
+      }
+    }
+    pos = next + 2;
+  }
+  if (sawTE) {
+    if (contentLength !== -1) return 'bad transfer-encoding';
+    // A response with Transfer-Encoding whose last coding is not chunked is delimited by close.
+    if (!chunked) close = true;
+  }
+  return {
+    headLength,
+    status,
+    minor,
+    headers,
+    lowerNames,
+    contentLength,
+    chunked,
+    close,
+    keepAliveTimeoutS,
+    upgrade,
+    connectionTokens,
+    nonAscii: NON_ASCII.test(text),
+  };
+}
+
+// ---------------------------------------------------------------- chunked decoding
+
+const S_SIZE = 0;
+const S_EXT = 1;
+const S_SIZE_LF = 2;
+const S_DATA = 3;
+const S_DATA_CR = 4;
+const S_DATA_LF = 5;
+const S_TRAILER_START = 6;
+const S_TRAILER_LINE = 7;
+const S_TRAILER_LF = 8;
+const S_END_LF = 9;
+const S_DONE = 10;
+
+const MAX_CHUNK_SIZE = 2 ** 48;
+const MAX_TRAILER_BYTES = 16 * 1024;
+
+export const CHUNKED_ERROR = -1;
+
+/**
+ * Incremental decoder for a chunked body. `feed` calls `onData` with views of the chunk
+ * data (no copies) and returns the offset just past the terminating CRLF once the body is
+ * complete, `buf.length`-or-less consumed otherwise (check `done`), or CHUNKED_ERROR.
+ * Trailers are read and dropped (the downstream server cannot send them).
+ */
+export class ChunkedDecoder {
+  private state = S_SIZE;
+  private size = 0;
+  private digits = 0;
+  private trailerBytes = 0;
+  done = false;
+
+  reset(): void {
+    this.state = S_SIZE;
+    this.size = 0;
+    this.digits = 0;
+    this.trailerBytes = 0;
+    this.done = false;
+  }
+
+  feed(buf: Buffer, start: number, onData: (chunk: Buffer) => void): number {
+    let i = start;
+    const n = buf.length;
+    while (i < n) {
+      switch (this.state) {
+        case S_SIZE: {
+          const c = buf[i] as number;
+          const d = hexValue(c);
+          if (d !== -1) {
+            this.size = this.size * 16 + d;
+            if (++this.digits > 12 || this.size > MAX_CHUNK_SIZE) return CHUNKED_ERROR;
+            i++;
+          } else if (this.digits === 0) {
+            return CHUNKED_ERROR;
+          } else if (c === 0x0d) {
+            this.state = S_SIZE_LF;
+            i++;
+          } else if (c === 0x3b || c === 0x20 || c === 0x09) {
+            this.state = S_EXT;
+            i++;
+          } else return CHUNKED_ERROR;
+          break;
+        }
+        case S_EXT: {
+          const cr = buf.indexOf(0x0d, i);
+          if (cr === -1) {
+            this.trailerBytes += n - i;
+            if (this.trailerBytes > MAX_TRAILER_BYTES) return CHUNKED_ERROR;
+            i = n;
+          } else {
+            i = cr + 1;
+            this.state = S_SIZE_LF;
+          }
+          break;
+        }
+        case S_SIZE_LF:
+          if (buf[i] !== 0x0a) return CHUNKED_ERROR;
+          i++;
+          this.digits = 0;
+          this.trailerBytes = 0;
+          this.state = this.size === 0 ? S_TRAILER_START : S_DATA;
+          break;
+        case S_DATA: {
+          const take = Math.min(this.size, n - i);
+          onData(buf.subarray(i, i + take));
+          i += take;
+          this.size -= take;
+          if (this.size === 0) this.state = S_DATA_CR;
+          break;
+        }
+        case S_DATA_CR:
+          if (buf[i] !== 0x0d) return CHUNKED_ERROR;
+          i++;
+          this.state = S_DATA_LF;
+          break;
+        case S_DATA_LF:
+          if (buf[i] !== 0x0a) return CHUNKED_ERROR;
+          i++;
+          this.state = S_SIZE;
+          break;
+        case S_TRAILER_START:
+          if (buf[i] === 0x0d) {
+            this.state = S_END_LF;
+            i++;
+          } else this.state = S_TRAILER_LINE;
+          break;
+        case S_TRAILER_LINE: {
+          const cr = buf.indexOf(0x0d, i);
+          const stop = cr === -1 ? n : cr;
+          this.trailerBytes += stop - i;
+          if (this.trailerBytes > MAX_TRAILER_BYTES) return CHUNKED_ERROR;
+          i = stop;
+          if (cr !== -1) {
+            i++;
+            this.state = S_TRAILER_LF;
+          }
+          break;
+        }
+        case S_TRAILER_LF:
+          if (buf[i] !== 0x0a) return CHUNKED_ERROR;
+          i++;
+          this.state = S_TRAILER_START;
+          break;
+        case S_END_LF:
+          if (buf[i] !== 0x0a) return CHUNKED_ERROR;
+          i++;
+          this.state = S_DONE;
+          this.done = true;
+          return i;
+        case S_DONE:
+          return i;
+      }
+    }
+    return i;
+  }
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20;
+  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
+  return -1;
+}
+
+/** Response statuses and request methods whose responses carry no body whatever the headers say. */
+export function responseHasNoBody(method: string, status: number): boolean {
+  return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+}

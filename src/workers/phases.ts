@@ -1,0 +1,152 @@
+/**
+ * Sluice's built-in phases, in pipeline order: request id and forwarding headers, routing
+ * (route actions, split, rewrite, load-balancer pick), access log. They are ordinary
+ * `ProxyPhases` implementations; the worker builds the pipeline from this list.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SluiceConfig } from '../shared/config';
+import { sluiceError, type SluiceError } from '../shared/errors';
+import type { Peer, ProxyPhases, ResponseHead, Session } from '../shared/phases';
+import type { RequestCtx } from './proxy';
+import { applyEdits, pickSplit, rewritePath, type Router } from './router';
+import type { Upstreams } from './upstreams';
+
+function find(headers: readonly string[], name: string): number {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return i;
+  return -1;
+}
+
+function findCaseless(headers: readonly string[], name: string): number {
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === name) return i;
+  return -1;
+}
+
+/** Request id, X-Forwarded-*, Via, and the route's header edits. */
+export class ForwardingPhase implements ProxyPhases<RequestCtx> {
+  private readonly idHeader: string;
+  private readonly via: string;
+
+  constructor(cfg: SluiceConfig) {
+    this.idHeader = cfg.proxy.requestIdHeader.toLowerCase();
+    this.via = cfg.proxy.via === '' ? '' : `1.1 ${cfg.proxy.via}`;
+  }
+
+  requestFilter(s: Session): boolean {
+    const i = find(s.headers, this.idHeader);
+    const v = i === -1 ? '' : (s.headers[i + 1] as string);
+    if (v !== '' && v.length <= 200) s.requestId = v;
+    else {
+      s.requestId = randomUUID();
+      if (i === -1) s.headers.push(this.idHeader, s.requestId);
+      else s.headers[i + 1] = s.requestId;
+    }
+    return false;
+  }
+
+  upstreamRequestFilter(s: Session, out: string[], ctx: RequestCtx): void {
+    const xff = find(out, 'x-forwarded-for');
+    if (xff === -1) out.push('x-forwarded-for', s.clientAddress);
+    else out[xff + 1] = `${out[xff + 1]}, ${s.clientAddress}`;
+    const proto = find(out, 'x-forwarded-proto');
+    if (proto === -1) out.push('x-forwarded-proto', 'http');
+    else out[proto + 1] = 'http';
+    const host = find(s.headers, 'host');
+    if (host !== -1) {
+      const fh = find(out, 'x-forwarded-host');
+      if (fh === -1) out.push('x-forwarded-host', s.headers[host + 1] as string);
+      else out[fh + 1] = s.headers[host + 1] as string;
+    }
+    if (this.via !== '') {
+      const via = find(out, 'via');
+      if (via === -1) out.push('via', this.via);
+      else out[via + 1] = `${out[via + 1]}, ${this.via}`;
+    }
+    const edits = ctx.route?.requestEdits;
+    if (edits != null) applyEdits(out, edits);
+  }
+
+  responseFilter(s: Session, head: ResponseHead, ctx: RequestCtx): void {
+    const hs = head.headers;
+    if (this.via !== '') {
+      const via = findCaseless(hs, 'via');
+      if (via === -1) hs.push('via', this.via);
+      else hs[via + 1] = `${hs[via + 1]}, ${this.via}`;
+    }
+    if (findCaseless(hs, this.idHeader) === -1) hs.push(this.idHeader, s.requestId);
+    const edits = ctx.route?.responseEdits;
+    if (edits != null) applyEdits(hs, edits);
+  }
+}
+
+/** Route matching and actions, then the load-balancer pick within the chosen group. */
+export class RoutingPhase implements ProxyPhases<RequestCtx> {
+  constructor(
+    private readonly router: Router,
+    private readonly upstreams: Upstreams,
+  ) {}
+
+  requestFilter(s: Session, ctx: RequestCtx): boolean {
+    const route = this.router.match(s.method, ctx.hostName, s.path, s.headers);
+    if (route === null) throw sluiceError('SLUICE_ERR_NO_ROUTE', `${s.method} ${ctx.hostName}${s.path}`);
+    ctx.route = route;
+    s.routeName = route.name;
+    const a = route.action;
+    switch (a.type) {
+      case 'proxy':
+        ctx.group = this.upstreams.groups.get(a.upstream) ?? null;
+        break;
+      case 'split':
+        ctx.group = this.upstreams.groups.get(pickSplit(route, Math.random())) ?? null;
+        break;
+      case 'redirect': {
+        const location = a.appendPath ? `${a.location}${s.path}${s.query === '' ? '' : `?${s.query}`}` : a.location;
+        ctx.respond(a.status, '', ['location', location]);
+        return true;
+      }
+      case 'respond': {
+        const hs = ['content-type', a.contentType];
+        for (const [k, v] of Object.entries(a.headers ?? {})) hs.push(k, v);
+        ctx.respond(a.status, a.body, hs);
+        return true;
+      }
+    }
+    if (route.rewriteFrom !== '') s.path = rewritePath(s.path, route.rewriteFrom, route.rewriteTo);
+    return false;
+  }
+
+  upstreamPeer(_s: Session, tried: readonly string[], ctx: RequestCtx): Peer | null {
+    const g = ctx.group;
+    if (g === null) return null;
+    const h = g.pick(tried);
+    if (h === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', g.name);
+    ctx.groupHost = h;
+    return { group: g.name, host: h.address };
+  }
+}
+
+/** One JSON line per request on stdout (docs/access-log.md describes the fields). */
+export class AccessLogPhase implements ProxyPhases<RequestCtx> {
+  constructor(private readonly write: (line: string) => void) {}
+
+  logging(s: Session, err: SluiceError | null): void {
+    const rec = {
+      ts: new Date().toISOString(),
+      id: s.requestId,
+      client: s.clientAddress,
+      method: s.method,
+      path: s.path,
+      query: s.query === '' ? undefined : s.query,
+      route: s.routeName,
+      upstream: s.upstreamName === '' ? undefined : s.upstreamName,
+      upstreamHost: s.upstreamHost === '' ? undefined : s.upstreamHost,
+      status: s.status,
+      attempts: s.attempts,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      ms: Math.round((performance.now() - s.startedAt) * 100) / 100,
+      flags: s.flags.length === 0 ? undefined : s.flags.join(','),
+      error: err === null ? undefined : err.code,
+    };
+    this.write(`${JSON.stringify(rec)}\n`);
+  }
+}

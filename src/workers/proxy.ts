@@ -1,0 +1,857 @@
+/**
+ * One proxied request: the uWS response on the client side, a pooled raw socket on the
+ * upstream side, and the phases of the pipeline between them. A `ProxyCall` is the
+ * session, the phases' context, the owner of the upstream connection and its own deadline
+ * holder at once, so a request costs one object plus its header list.
+ *
+ * Streams both ways with backpressure: upstream bytes go out with `tryEnd` (known length) or
+ * `write` (chunked / close-delimited); when uWS buffers, the upstream socket is paused until
+ * `onWritable`. Client body chunks are copied (uWS detaches them) and written to the
+ * upstream socket; when the socket buffers, the client upload is paused until `drain`.
+ *
+ * Must never: touch `res` after it ended or aborted, block, call Kafka, or arm a timer per
+ * request (deadlines run on the coarse clock).
+ */
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
+import type { SluiceConfig } from '../shared/config';
+import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../shared/errors';
+import type { Logger } from '../shared/log';
+import type { Peer, Pipeline, ResponseHead, Session } from '../shared/phases';
+import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, parseResponseHead, responseHasNoBody, type ParsedHead } from './http1';
+import type { Conn, ConnOwner } from './pool';
+import type { CompiledRoute, Router } from './router';
+import type { GroupHost, UpstreamGroup, Upstreams } from './upstreams';
+
+/** Everything a request needs from its worker; swapped whole on reload. */
+export interface ProxyEnv {
+  readonly config: SluiceConfig;
+  readonly router: Router;
+  readonly upstreams: Upstreams;
+  readonly pipeline: Pipeline<RequestCtx>;
+  readonly log: Logger;
+  readonly stats: WorkerStats;
+}
+
+export interface WorkerStats {
+  inflight: number;
+  requests: number;
+}
+
+/** Per-request state shared by the built-in phases. */
+export interface RequestCtx {
+  /** Host header, lower case, without port. */
+  readonly hostName: string;
+  route: CompiledRoute | null;
+  group: UpstreamGroup | null;
+  groupHost: GroupHost | null;
+  /** Respond directly (phases that answer themselves). */
+  respond(status: number, body: string, headers?: readonly string[]): void;
+}
+
+const MAX_RESPONSE_HEAD = 64 * 1024;
+
+const enum BodyMode {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+  Close = 3,
+}
+
+const enum Stage {
+  Idle = 0,
+  Connect = 1,
+  Send = 2,
+  Head = 3,
+  Body = 4,
+}
+
+/** Request headers never forwarded (hop-by-hop, RFC 9110 §7.6.1, plus what uWS consumed). */
+const REQUEST_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'trailer',
+  'http2-settings',
+]);
+/** Response headers never forwarded; uWS writes its own Date and Content-Length. */
+const RESPONSE_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'content-length',
+  'date',
+]);
+
+let nextId = 1;
+
+const EMPTY: readonly string[] = [];
+
+export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder {
+  // ---- Session
+  readonly id = nextId++;
+  method: string;
+  path: string;
+  query: string;
+  headers: string[];
+  readonly clientAddress: string;
+  readonly startedAt: number;
+  routeName = '';
+  requestId = '';
+  status = 0;
+  flags: string[] = [];
+  upstreamName = '';
+  upstreamHost = '';
+  attempts = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  // ---- ctx
+  readonly hostName: string;
+  route: CompiledRoute | null = null;
+  group: UpstreamGroup | null = null;
+  groupHost: GroupHost | null = null;
+  // ---- downstream state
+  private aborted = false;
+  private headSent = false;
+  private done = false;
+  private logged = false;
+  // ---- request body
+  private reqMode: BodyMode;
+  private readonly reqLength: number;
+  private reqDone: boolean;
+  private replay: Buffer[] | null = null;
+  private replayBytes = 0;
+  private clientPaused = false;
+  // ---- upstream
+  private conn: Conn | null = null;
+  private tried: string[] | null = null;
+  private reqHead = '';
+  private stage = Stage.Idle;
+  deadline = 0;
+  private totalDeadline = 0;
+  private respMode = BodyMode.None;
+  private respRemaining = 0;
+  private respTotal = 0;
+  private respSent = 0;
+  private respComplete = false;
+  private reusable = true;
+  private decoder: ChunkedDecoder | null = null;
+  private pending: Buffer | null = null;
+  private pendingBase = 0;
+  private gotResponseBytes = false;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly env: ProxyEnv,
+    method: string,
+    path: string,
+    query: string,
+    headers: string[],
+    hostName: string,
+    clientAddress: string,
+    reqMode: BodyMode,
+    reqLength: number,
+  ) {
+    this.method = method;
+    this.path = path;
+    this.query = query;
+    this.headers = headers;
+    this.hostName = hostName;
+    this.clientAddress = clientAddress;
+    this.startedAt = performance.now();
+    this.reqMode = reqMode;
+    this.reqLength = reqLength;
+    this.reqDone = reqMode === BodyMode.None;
+    env.stats.inflight++;
+    env.stats.requests++;
+  }
+
+  // ------------------------------------------------------------ pipeline
+
+  run(): void {
+    const p = this.env.pipeline;
+    try {
+      for (const f of p.accept) if (!f(this, this) || this.done) return;
+      for (const f of p.requestFilter) if (f(this, this) || this.done) return;
+      const limit = this.route?.maxBodyBytes;
+      if (limit !== undefined && this.reqLength > limit) {
+        throw sluiceError('SLUICE_ERR_BODY_TOO_LARGE', `Content-Length ${this.reqLength} is over ${limit} bytes`);
+      }
+      const total = this.route?.timeouts?.totalMs ?? this.env.config.timeouts.totalMs;
+      if (total > 0) this.totalDeadline = coarseNow() + total;
+      this.attempt(false);
+    } catch (e) {
+      this.fail(toSluiceError(e));
+    }
+  }
+
+  private pickPeer(): Peer | null {
+    const tried = this.tried ?? EMPTY;
+    for (const f of this.env.pipeline.upstreamPeer) {
+      const peer = f(this, tried, this);
+      if (peer !== null) return peer;
+    }
+    return null;
+  }
+
+  /** Starts one attempt; `fresh` forces a new connection (the reused-connection retry). */
+  private attempt(fresh: boolean): void {
+    const peer = this.pickPeer();
+    const gh = this.groupHost;
+    if (peer === null || gh === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', this.group?.name);
+    this.upstreamName = peer.group;
+    this.upstreamHost = peer.host;
+    const conn = gh.pool.acquire(fresh);
+    if (conn === null) throw sluiceError('SLUICE_ERR_POOL_EXHAUSTED', peer.host);
+    this.attempts++;
+    gh.active++;
+    this.conn = conn;
+    conn.owner = this;
+    if (this.reqHead === '') this.reqHead = this.buildRequestHead();
+    const sock = conn.socket;
+    sock.cork();
+    sock.write(this.reqHead, 'utf8');
+    if (this.replay !== null) for (const b of this.replay) this.writeBody(b);
+    if (this.reqDone && this.reqMode === BodyMode.Chunked) sock.write('0\r\n\r\n', 'latin1');
+    sock.uncork();
+    if (!conn.connected) this.arm(Stage.Connect);
+    else this.arm(this.reqDone ? Stage.Head : Stage.Send);
+    if (this.clientPaused && !sock.writableNeedDrain) this.resumeClient();
+  }
+
+  private buildRequestHead(): string {
+    const hs = this.headers;
+    const out: string[] = [];
+    let connTokens: string[] | null = null;
+    for (let i = 0; i < hs.length; i += 2) {
+      if (hs[i] === 'connection') (connTokens ??= []).push(...(hs[i + 1] as string).toLowerCase().split(',').map((t) => t.trim()));
+    }
+    for (let i = 0; i < hs.length; i += 2) {
+      const n = hs[i] as string;
+      if (REQUEST_HOP.has(n) || (connTokens !== null && connTokens.includes(n))) continue;
+      if (n === 'content-length' && this.reqMode !== BodyMode.Length) continue;
+      out.push(n, hs[i + 1] as string);
+    }
+    for (const f of this.env.pipeline.upstreamRequestFilter) f(this, out, this);
+    let head = `${this.method} ${this.path}${this.query === '' ? '' : `?${this.query}`} HTTP/1.1\r\n`;
+    for (let i = 0; i < out.length; i += 2) head += `${out[i]}: ${out[i + 1]}\r\n`;
+    if (this.reqMode === BodyMode.Chunked) head += 'transfer-encoding: chunked\r\n';
+    return `${head}\r\n`;
+  }
+
+  // ------------------------------------------------------------ deadlines
+
+  private arm(stage: Stage): void {
+    this.stage = stage;
+    const t = this.timeouts();
+    let ms: number;
+    switch (stage) {
+      case Stage.Connect:
+        ms = t.connectMs;
+        break;
+      case Stage.Head:
+        ms = t.headerMs;
+        break;
+      default:
+        ms = t.idleMs;
+    }
+    let d = coarseNow() + ms;
+    if (this.totalDeadline !== 0 && this.totalDeadline < d) d = this.totalDeadline;
+    if (this.deadline === 0) track(this);
+    this.deadline = d;
+  }
+
+  private timeouts(): { connectMs: number; headerMs: number; idleMs: number } {
+    const g = this.group?.timeouts ?? this.env.config.timeouts;
+    const r = this.route?.timeouts;
+    if (r === undefined) return g;
+    return { connectMs: r.connectMs ?? g.connectMs, headerMs: r.headerMs ?? g.headerMs, idleMs: r.idleMs ?? g.idleMs };
+  }
+
+  private disarm(): void {
+    if (this.deadline !== 0) {
+      this.deadline = 0;
+      untrack(this);
+    }
+  }
+
+  onDeadline(now: number): void {
+    this.deadline = 0;
+    if (this.done) return;
+    let code: ErrorCode;
+    if (this.totalDeadline !== 0 && now >= this.totalDeadline) code = 'SLUICE_ERR_TOTAL_TIMEOUT';
+    else if (this.stage === Stage.Connect) code = 'SLUICE_ERR_UPSTREAM_CONNECT_TIMEOUT';
+    else if (this.stage === Stage.Head) code = 'SLUICE_ERR_UPSTREAM_HEAD_TIMEOUT';
+    else code = 'SLUICE_ERR_UPSTREAM_READ_TIMEOUT';
+    this.flags.push(code === 'SLUICE_ERR_TOTAL_TIMEOUT' ? 'RT' : 'UT');
+    this.upstreamFailed(sluiceError(code, this.upstreamHost));
+  }
+
+  // ------------------------------------------------------------ request body (client → upstream)
+
+  /** uWS onData: the ArrayBuffer is detached after this returns, so it is copied. */
+  onClientData(ab: ArrayBuffer, isLast: boolean): void {
+    if (this.done) return;
+    const n = ab.byteLength;
+    this.bytesIn += n;
+    const limit = this.route?.maxBodyBytes ?? this.env.config.limits.maxBodyBytes;
+    if (this.bytesIn > limit) {
+      this.flags.push('BL');
+      this.abandonUpstream();
+      this.fail(sluiceError('SLUICE_ERR_BODY_TOO_LARGE', `over ${limit} bytes`), true);
+      return;
+    }
+    if (n > 0) {
+      const chunk = Buffer.copyBytesFrom(new Uint8Array(ab));
+      if (this.replay !== null || (this.bytesIn === n && !this.gotResponseBytes)) {
+        // Keep the body for a possible retry while it fits the retry buffer.
+        if (this.replayBytes + n <= this.env.config.proxy.retryBufferBytes && !this.gotResponseBytes) {
+          (this.replay ??= []).push(chunk);
+          this.replayBytes += n;
+        } else {
+          this.replay = null;
+          this.replayBytes = -1;
+        }
+      }
+      if (this.conn !== null) {
+        const ok = this.writeBody(chunk);
+        if (!ok) this.pauseClient();
+      }
+    }
+    if (isLast) {
+      this.reqDone = true;
+      const c = this.conn;
+      if (c !== null) {
+        if (this.reqMode === BodyMode.Chunked) c.socket.write('0\r\n\r\n', 'latin1');
+        if (this.stage === Stage.Send) this.arm(Stage.Head);
+      }
+    } else if (this.stage === Stage.Send) {
+      this.arm(Stage.Send);
+    }
+  }
+
+  private writeBody(chunk: Buffer): boolean {
+    const s = (this.conn as Conn).socket;
+    if (this.reqMode === BodyMode.Chunked) {
+      s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      s.write(chunk);
+      return s.write('\r\n', 'latin1');
+    }
+    return s.write(chunk);
+  }
+
+  private pauseClient(): void {
+    if (!this.clientPaused && !this.done) {
+      this.clientPaused = true;
+      this.res.pause();
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      if (!this.aborted) this.res.resume();
+    }
+  }
+
+  // ------------------------------------------------------------ upstream events (ConnOwner)
+
+  onConnect(conn: Conn): void {
+    if (conn !== this.conn || this.done) return;
+    this.arm(this.reqDone ? Stage.Head : Stage.Send);
+  }
+
+  onDrain(conn: Conn): void {
+    if (conn !== this.conn) return;
+    this.resumeClient();
+    if (this.stage === Stage.Send) this.arm(Stage.Send);
+  }
+
+  onData(conn: Conn, chunk: Buffer): void {
+    if (conn !== this.conn || this.done) {
+      conn.destroy();
+      return;
+    }
+    this.gotResponseBytes = true;
+    if (this.replay !== null) {
+      this.replay = null;
+      this.replayBytes = -1;
+    }
+    if (this.stage !== Stage.Body) {
+      let buf = chunk;
+      if (conn.pending !== null) {
+        buf = Buffer.concat([conn.pending, chunk]);
+        conn.pending = null;
+      }
+      this.onHeadBytes(conn, buf, 0);
+      return;
+    }
+    this.arm(Stage.Body);
+    this.res.cork(() => this.forwardBody(chunk, 0));
+  }
+
+  private onHeadBytes(conn: Conn, buf: Buffer, start: number): void {
+    for (;;) {
+      const r = parseResponseHead(buf, start, buf.length, MAX_RESPONSE_HEAD);
+      if (r === HEAD_INCOMPLETE) {
+        conn.pending = start === 0 ? buf : buf.subarray(start);
+        return;
+      }
+      if (typeof r === 'string') {
+        this.flags.push('UP');
+        this.upstreamFailed(
+          sluiceError(r === 'head too large' ? 'SLUICE_ERR_UPSTREAM_HEAD_TOO_LARGE' : 'SLUICE_ERR_UPSTREAM_BAD_RESPONSE', r),
+        );
+        return;
+      }
+      if (r.status >= 100 && r.status < 200) {
+        if (r.status === 101) {
+          this.upstreamFailed(sluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'unexpected 101 Switching Protocols'));
+          return;
+        }
+        // 100 Continue / 103 Early Hints: interim, not forwarded (uWS answered Expect itself).
+        start += r.headLength;
+        if (start >= buf.length) return;
+        continue;
+      }
+      this.onHead(conn, r, buf, start + r.headLength);
+      return;
+    }
+  }
+
+  private onHead(conn: Conn, h: ParsedHead, buf: Buffer, bodyStart: number): void {
+    if (h.close) this.reusable = false;
+    if (h.keepAliveTimeoutS >= 0) conn.setKeepAliveHint(h.keepAliveTimeoutS);
+    const head: ResponseHead = { status: h.status, headers: this.responseHeaders(h) };
+    for (const f of this.env.pipeline.responseFilter) f(this, head, this);
+    const noBody = responseHasNoBody(this.method, h.status);
+    if (noBody) this.respMode = BodyMode.None;
+    else if (h.chunked) {
+      this.respMode = BodyMode.Chunked;
+      this.decoder = new ChunkedDecoder();
+    } else if (h.contentLength >= 0) {
+      this.respMode = BodyMode.Length;
+      this.respRemaining = h.contentLength;
+      this.respTotal = h.contentLength;
+    } else {
+      this.respMode = BodyMode.Close;
+      this.reusable = false;
+    }
+    this.status = head.status;
+    this.stage = Stage.Body;
+    this.arm(Stage.Body);
+    const res = this.res;
+    res.cork(() => {
+      this.headSent = true;
+      res.writeStatus(statusLine(head.status));
+      const hs = head.headers;
+      for (let i = 0; i < hs.length; i += 2) {
+        const v = hs[i + 1] as string;
+        res.writeHeader(hs[i] as string, h.nonAscii ? Buffer.from(v, 'latin1') : v);
+      }
+      if (noBody) {
+        if (h.contentLength >= 0 && h.status !== 204) res.writeHeader('content-length', String(h.contentLength));
+        this.respComplete = true;
+        if (bodyStart < buf.length) this.reusable = false;
+        res.endWithoutBody();
+        this.complete();
+        return;
+      }
+      if (this.respMode === BodyMode.Length && this.respTotal === 0) {
+        if (bodyStart < buf.length) this.reusable = false;
+        this.respComplete = true;
+        res.end();
+        this.complete();
+        return;
+      }
+      if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
+    });
+  }
+
+  private responseHeaders(h: ParsedHead): string[] {
+    const src = h.headers;
+    const names = h.lowerNames;
+    const tokens = h.connectionTokens;
+    const out: string[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i] as string;
+      if (RESPONSE_HOP.has(n) || (tokens !== null && tokens.includes(n))) continue;
+      out.push(src[2 * i] as string, src[2 * i + 1] as string);
+    }
+    return out;
+  }
+
+  /** Sends response body bytes buf[start..]; runs inside res.cork. */
+  private forwardBody(buf: Buffer, start: number): void {
+    switch (this.respMode) {
+      case BodyMode.Length: {
+        const avail = buf.length - start;
+        const take = avail < this.respRemaining ? avail : this.respRemaining;
+        if (take < avail) this.reusable = false; // bytes past the declared length
+        const slice = start === 0 && take === buf.length ? buf : buf.subarray(start, start + take);
+        this.respRemaining -= take;
+        this.sendLength(slice);
+        return;
+      }
+      case BodyMode.Chunked: {
+        const dec = this.decoder as ChunkedDecoder;
+        const end = dec.feed(buf, start, this.writeChunk);
+        if (end === CHUNKED_ERROR) {
+          this.flags.push('UP');
+          this.upstreamFailed(sluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'bad chunked framing'));
+          return;
+        }
+        if (dec.done && !this.done) {
+          if (end < buf.length) this.reusable = false;
+          this.respComplete = true;
+          this.res.end();
+          this.complete();
+        }
+        return;
+      }
+      case BodyMode.Close:
+        this.writeChunk(start === 0 ? buf : buf.subarray(start));
+        return;
+      case BodyMode.None:
+        this.reusable = false;
+        return;
+    }
+  }
+
+  private readonly writeChunk = (chunk: Buffer): void => {
+    if (this.done || chunk.length === 0) return;
+    this.bytesOut += chunk.length;
+    if (!this.res.write(chunk)) this.waitWritable();
+  };
+
+  private sendLength(slice: Buffer): void {
+    if (this.done) return;
+    const base = this.respSent;
+    const [ok, finished] = this.res.tryEnd(slice, this.respTotal);
+    if (finished) {
+      this.bytesOut = this.respTotal;
+      this.respSent = this.respTotal;
+      if (this.respRemaining === 0) {
+        this.respComplete = true;
+        this.complete();
+      }
+      return;
+    }
+    if (ok) {
+      this.respSent += slice.length;
+      this.bytesOut = this.respSent;
+      return;
+    }
+    this.pending = slice;
+    this.pendingBase = base;
+    this.waitWritable();
+  }
+
+  private waitWritable(): void {
+    this.conn?.socket.pause();
+    this.res.onWritable(this.onWritable);
+  }
+
+  private readonly onWritable = (offset: number): boolean => {
+    if (this.done) return true;
+    const p = this.pending;
+    if (p !== null) {
+      const [ok, finished] = this.res.tryEnd(p.subarray(offset - this.pendingBase), this.respTotal);
+      if (finished) {
+        this.pending = null;
+        this.respSent = this.respTotal;
+        this.bytesOut = this.respTotal;
+        if (this.respRemaining === 0) {
+          this.respComplete = true;
+          this.complete();
+        }
+        return true;
+      }
+      if (!ok) return false;
+      this.respSent = this.pendingBase + p.length;
+      this.bytesOut = this.respSent;
+      this.pending = null;
+    }
+    this.conn?.socket.resume();
+    return true;
+  };
+
+  onEnd(conn: Conn, err: Error | null): void {
+    if (conn !== this.conn || this.done) return;
+    this.conn = null;
+    this.releaseHost();
+    if (this.stage === Stage.Body && this.respMode === BodyMode.Close && err === null) {
+      this.respComplete = true;
+      this.res.cork(() => this.res.end());
+      this.complete();
+      return;
+    }
+    // The keep-alive reuse race: a reused connection failed before any response byte.
+    if (!this.gotResponseBytes && conn.uses > 0 && this.replayBytes >= 0 && this.attempts === 1) {
+      this.flags.push('RR');
+      try {
+        this.attempt(true);
+      } catch (e) {
+        this.fail(toSluiceError(e));
+      }
+      return;
+    }
+    let e: SluiceError;
+    if (this.stage === Stage.Connect || !conn.connected) {
+      this.flags.push('UF');
+      e = sluiceError('SLUICE_ERR_UPSTREAM_CONNECT', `${this.upstreamHost}: ${err?.message ?? 'closed'}`);
+      for (const f of this.env.pipeline.failToConnect) f(this, { group: this.upstreamName, host: this.upstreamHost }, e, this);
+    } else if (err !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+      this.flags.push('UR');
+      e = sluiceError('SLUICE_ERR_UPSTREAM_RESET', this.upstreamHost);
+    } else {
+      this.flags.push('UC');
+      e = sluiceError('SLUICE_ERR_UPSTREAM_CLOSED', this.upstreamHost);
+    }
+    this.upstreamFailed(e, false);
+  }
+
+  // ------------------------------------------------------------ completion
+
+  private releaseHost(): void {
+    const gh = this.groupHost;
+    if (gh !== null && this.attempts > 0) {
+      gh.active--;
+      this.groupHost = null;
+    }
+  }
+
+  /** The response went out completely: return the connection and log. */
+  private complete(): void {
+    if (this.done) return;
+    this.done = true;
+    this.disarm();
+    const c = this.conn;
+    this.conn = null;
+    this.releaseHost();
+    if (c !== null) {
+      if (this.reusable && this.reqDone && this.respComplete && c.pending === null) {
+        c.socket.resume();
+        c.pool.release(c);
+      } else c.destroy();
+    }
+    this.finish(null);
+  }
+
+  private abandonUpstream(): void {
+    const c = this.conn;
+    this.conn = null;
+    this.releaseHost();
+    if (c !== null) c.destroy();
+  }
+
+  private upstreamFailed(err: SluiceError, destroy = true): void {
+    if (this.done) return;
+    if (destroy) this.abandonUpstream();
+    if (this.attempts > 0 && err.source === 'upstream' && this.upstreamHost !== '') {
+      for (const f of this.env.pipeline.errorWhileProxy) f(this, { group: this.upstreamName, host: this.upstreamHost }, err, this);
+    }
+    this.fail(err);
+  }
+
+  /** Ends the request with an error: an error response if none started, else a cut connection. */
+  fail(err: SluiceError, closeConnection = false): void {
+    if (this.done) return;
+    this.done = true;
+    this.disarm();
+    this.abandonUpstream();
+    if (!this.aborted) {
+      if (!this.headSent) {
+        let status = err.status;
+        for (const f of this.env.pipeline.failToProxy) {
+          const s = f(this, err, this);
+          if (s !== 0) status = s;
+        }
+        this.status = status;
+        const body = `{"error":"${err.code}","message":${JSON.stringify(err.message)}}\n`;
+        const close = closeConnection || (!this.reqDone && this.reqMode !== BodyMode.None);
+        this.res.cork(() => {
+          this.headSent = true;
+          this.res
+            .writeStatus(statusLine(status))
+            .writeHeader('content-type', 'application/json')
+            .writeHeader('x-sluice-error', err.code);
+          if (this.requestId !== '') this.res.writeHeader(this.env.config.proxy.requestIdHeader, this.requestId);
+          this.res.end(body, close);
+        });
+      } else {
+        // Headers already went out: the only honest signal left is a cut connection.
+        this.res.close();
+      }
+    }
+    this.finish(err);
+  }
+
+  /** RequestCtx.respond: a direct answer from a phase (route actions, denials). */
+  respond(status: number, body: string, headers?: readonly string[]): void {
+    if (this.done) return;
+    this.done = true;
+    this.status = status;
+    this.bytesOut = body.length;
+    if (!this.aborted) {
+      const close = !this.reqDone && this.reqMode !== BodyMode.None;
+      this.res.cork(() => {
+        this.headSent = true;
+        this.res.writeStatus(statusLine(status));
+        if (headers !== undefined) for (let i = 0; i < headers.length; i += 2) this.res.writeHeader(headers[i] as string, headers[i + 1] as string);
+        if (this.requestId !== '') this.res.writeHeader(this.env.config.proxy.requestIdHeader, this.requestId);
+        if (this.method === 'HEAD') {
+          this.res.writeHeader('content-length', String(Buffer.byteLength(body)));
+          this.res.endWithoutBody();
+        } else this.res.end(body, close);
+      });
+    }
+    this.finish(null);
+  }
+
+  onAborted(): void {
+    this.aborted = true;
+    if (this.done) return;
+    this.flags.push('DC');
+    this.done = true;
+    this.disarm();
+    this.abandonUpstream();
+    this.finish(sluiceError('SLUICE_ERR_CLIENT_ABORTED'));
+  }
+
+  private finish(err: SluiceError | null): void {
+    if (this.logged) return;
+    this.logged = true;
+    this.env.stats.inflight--;
+    if (err !== null && this.status === 0) this.status = err.status;
+    for (const f of this.env.pipeline.logging) {
+      try {
+        f(this, err, this);
+      } catch (e) {
+        this.env.log.error('logging phase failed', { err: e });
+      }
+    }
+    onFinished?.();
+  }
+}
+
+let onFinished: (() => void) | undefined;
+
+/** Called after every request ends (the worker's drain watch). */
+export function setOnFinished(f: (() => void) | undefined): void {
+  onFinished = f;
+}
+
+// ------------------------------------------------------------ the uWS handler
+
+/** Formats uWS's binary remote address (4 or 16 bytes); IPv4-mapped IPv6 becomes dotted IPv4. */
+export function formatAddress(ab: ArrayBuffer): string {
+  const b = new Uint8Array(ab);
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) return '';
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
+  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i] as number) << 8) | (b[i + 1] as number));
+  // RFC 5952: compress the longest run of two or more zero groups.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** Answers before a ProxyCall exists (limits); the request body, if any, is not read. */
+function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
+  const e = sluiceError(code, detail);
+  res
+    .writeStatus(statusLine(e.status))
+    .writeHeader('content-type', 'application/json')
+    .writeHeader('x-sluice-error', code)
+    .end(`{"error":"${code}","message":${JSON.stringify(e.message)}}\n`, true);
+}
+
+export function makeHandler(getEnv: () => ProxyEnv): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const env = getEnv();
+    const limits = env.config.limits;
+    const url = req.getUrl();
+    const query = req.getQuery() ?? '';
+    if (url.length + query.length + 1 > limits.maxUrlLength) {
+      reject(res, 'SLUICE_ERR_URL_TOO_LONG', `over ${limits.maxUrlLength} bytes`);
+      return;
+    }
+    const method = req.getCaseSensitiveMethod();
+    const headers: string[] = [];
+    let headerBytes = 0;
+    let host = '';
+    let contentLength = -1;
+    let badLength = false;
+    let chunked = false;
+    req.forEach((k, v) => {
+      headers.push(k, v);
+      headerBytes += k.length + v.length + 4;
+      if (k === 'host') host = v;
+      else if (k === 'content-length') {
+        if (contentLength !== -1 || !/^\d{1,15}$/.test(v)) badLength = true;
+        contentLength = Number(v);
+      } else if (k === 'transfer-encoding') chunked = true;
+    });
+    if (headers.length / 2 > limits.maxHeaderCount) {
+      reject(res, 'SLUICE_ERR_TOO_MANY_HEADERS', `over ${limits.maxHeaderCount} fields`);
+      return;
+    }
+    if (headerBytes > limits.maxHeaderBytes) {
+      reject(res, 'SLUICE_ERR_HEADERS_TOO_LARGE', `over ${limits.maxHeaderBytes} bytes`);
+      return;
+    }
+    if (badLength) {
+      reject(res, 'SLUICE_ERR_BAD_REQUEST', 'invalid Content-Length');
+      return;
+    }
+    if (contentLength > limits.maxBodyBytes) {
+      reject(res, 'SLUICE_ERR_BODY_TOO_LARGE', `Content-Length ${contentLength} is over ${limits.maxBodyBytes} bytes`);
+      return;
+    }
+    const colon = host.lastIndexOf(':');
+    const hostName = (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
+    const mode = chunked ? BodyMode.Chunked : contentLength > 0 ? BodyMode.Length : BodyMode.None;
+    const call = new ProxyCall(
+      res,
+      env,
+      method,
+      url,
+      query,
+      headers,
+      hostName,
+      formatAddress(res.getRemoteAddress()),
+      mode,
+      contentLength,
+    );
+    res.onAborted(() => call.onAborted());
+    if (mode !== BodyMode.None) res.onData((ab, last) => call.onClientData(ab, last));
+    call.run();
+  };
+}
