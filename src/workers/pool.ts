@@ -32,10 +32,12 @@ export class Conn implements DeadlineHolder {
   deadline = 0;
   /** Bytes of a partial response head carried between reads. */
   pending: Buffer | null = null;
-  private keepAliveMs = 0;
+  /** -1 = no hint; 0 = the upstream will not wait for another request. */
+  private keepAliveMs = -1;
 
   constructor(readonly pool: HostPool) {
-    const s = connect({ host: pool.host, port: pool.port, noDelay: true });
+    const s = connect({ host: pool.host, port: pool.port });
+    s.setNoDelay(true);
     this.socket = s;
     s.on('connect', () => {
       this.connected = true;

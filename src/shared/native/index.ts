@@ -1,0 +1,152 @@
+/**
+ * The native addon (native/, Rust via napi-rs) and its JavaScript twins.
+ *
+ * `loadNative()` loads build/Release/sluice_native.node (built by `npm ci` through
+ * binding.gyp → native/build.js) and returns its functions, or throws a NativeLoadError saying how
+ * to build it; it never falls back silently. `jsNative` has the same shape, implemented in
+ * JavaScript (src/shared/native/*.ts): the reference the tests compare the addon with, and
+ * what a caller may choose where crossing N-API costs more than it saves.
+ *
+ * Load the addon in the primary thread too (DESIGN §6): a shared library that some worker
+ * loaded then stays mapped for the process's life, whatever workers come and go.
+ *
+ * Must never: load anything but the addon file, or run code at import time beyond building
+ * constant tables.
+ */
+
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+import * as hashing from './hashing';
+import * as head from './head-parser';
+
+export * from './head-parser';
+export {
+  KIND_KETAMA,
+  KIND_MAGLEV,
+  HDR_KIND,
+  HDR_HOSTS,
+  HDR_SIZE,
+  HDR_TOTAL_WEIGHT,
+  HDR_LEN,
+  KETAMA_POINTS_PER_WEIGHT,
+  MAX_WEIGHT,
+  MAX_HOSTS,
+  MAX_KETAMA_POINTS,
+  DEFAULT_MAGLEV_SIZE,
+  MAX_MAGLEV_SIZE,
+} from './hashing';
+export type { HostSpec } from './hashing';
+
+/** The functions the addon exports; `jsNative` implements the same interface. */
+export interface NativeApi {
+  /**
+   * Parses one HTTP/1.1 response head in `buf[start, end)` into `out` (layout: OUT_*).
+   * Returns the head length (> 0), 0 when incomplete, or a negative ERR_* code. At most
+   * `(out.length - 10) / 4` headers; `maxHeadBytes` defaults to 65536.
+   */
+  parseResponseHead(buf: Uint8Array, start: number, end: number, out: Uint32Array, maxHeadBytes?: number): number;
+  /** xxh3-64 of the key's bytes (strings as UTF-8), low 53 bits; `>>> 0` is the lookup hash. */
+  hashKey(key: Uint8Array | string): number;
+  /** IEEE CRC-32 of the key's bytes: nginx's key hash for `hash $key consistent`. */
+  crc32(key: Uint8Array | string): number;
+  /** Ketama ring, 160 points per weight unit, nginx placement; packed table (see hashing.ts). */
+  buildKetama(hosts: readonly hashing.HostSpec[]): Uint32Array;
+  /** Maglev table of prime size (default 65537); packed table. */
+  buildMaglev(hosts: readonly hashing.HostSpec[], tableSize?: number): Uint32Array;
+  /** Host index for the key hash (uint32), -1 for an empty table. */
+  lookup(table: Uint32Array, keyHash: number): number;
+  /** First host with `eligible[h] !== 0` within `maxSteps` points/slots of the key, or -1. */
+  lookupWalk(table: Uint32Array, keyHash: number, maxSteps: number, eligible: Uint8Array): number;
+  /** Bounded-load pick (HAProxy hash-balance-factor); see hashing.ts `lookupBounded`. */
+  lookupBounded(
+    table: Uint32Array,
+    keyHash: number,
+    maxSteps: number,
+    eligible: Uint8Array,
+    loads: Int32Array,
+    factor: number,
+  ): number;
+}
+
+const API_FUNCTIONS: readonly (keyof NativeApi)[] = [
+  'parseResponseHead',
+  'hashKey',
+  'crc32',
+  'buildKetama',
+  'buildMaglev',
+  'lookup',
+  'lookupWalk',
+  'lookupBounded',
+];
+
+/** The JavaScript twins, with exactly the addon's behaviour. */
+export const jsNative: NativeApi = Object.freeze({
+  parseResponseHead: head.parseResponseHead,
+  hashKey: hashing.hashKey,
+  crc32: hashing.crc32,
+  buildKetama: hashing.buildKetama,
+  buildMaglev: hashing.buildMaglev,
+  lookup: hashing.lookup,
+  lookupWalk: hashing.lookupWalk,
+  lookupBounded: hashing.lookupBounded,
+});
+
+/** Where the addon lives relative to the package root. */
+export const NATIVE_ADDON_RELATIVE_PATH = path.join('build', 'Release', 'sluice_native.node');
+
+/**
+ * Thrown by loadNative(). A start-up failure, not a request error, so it has no code in the
+ * src/shared/errors.ts registry; callers report it and exit non-zero.
+ */
+export class NativeLoadError extends Error {
+  override readonly name = 'NativeLoadError';
+}
+
+/**
+ * The package root: the nearest ancestor of this file holding binding.gyp (this file runs
+ * from src/shared/native under ts tooling and from dist/src/shared/native once compiled).
+ */
+function packageRoot(): string | null {
+  let dir = __dirname;
+  for (let i = 0; i < 8; i++) {
+    if (fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return null;
+}
+
+/** Absolute path of the addon file (whether or not it exists). */
+export function nativeAddonPath(): string {
+  const root = packageRoot() ?? path.resolve(__dirname, '..', '..', '..', '..');
+  return path.join(root, NATIVE_ADDON_RELATIVE_PATH);
+}
+
+let loaded: NativeApi | undefined;
+
+/** Loads the addon once per thread and returns its functions; throws NativeLoadError. */
+export function loadNative(): NativeApi {
+  if (loaded) return loaded;
+  const file = nativeAddonPath();
+  const howToBuild = 'build it with `npm ci` (or `node native/build.js`; needs Rust/cargo >= 1.80)';
+  if (!fs.existsSync(file)) {
+    throw new NativeLoadError(`Sluice native addon not found at ${file}: ${howToBuild}`);
+  }
+  let mod: unknown;
+  try {
+    mod = createRequire(__filename)(file);
+  } catch (err) {
+    throw new NativeLoadError(`Sluice native addon ${file} failed to load (${(err as Error).message}): ${howToBuild}`, {
+      cause: err,
+    });
+  }
+  const missing = API_FUNCTIONS.filter((name) => typeof (mod as Record<string, unknown>)[name] !== 'function');
+  if (missing.length > 0) {
+    throw new NativeLoadError(`Sluice native addon ${file} lacks ${missing.join(', ')}: it is stale; ${howToBuild}`);
+  }
+  loaded = mod as NativeApi;
+  return loaded;
+}
