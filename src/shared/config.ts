@@ -204,6 +204,7 @@ const positiveWeight: Schema = { kind: 'integer', min: 1, max: 10000, default: 1
 export const CONFIG_SCHEMA: ObjectSchema = {
   kind: 'object',
   doc: 'Sluice configuration',
+  required: ['routes'],
   properties: {
     workers: {
       kind: 'integer',
@@ -316,7 +317,7 @@ export const CONFIG_SCHEMA: ObjectSchema = {
       kind: 'map',
       keyPattern: NAME,
       keyDoc: 'letters, digits, _ . -, up to 64',
-      minEntries: 0,
+      defaultEmpty: true,
       doc: 'upstream groups by name',
       values: {
         kind: 'object',

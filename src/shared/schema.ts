@@ -53,6 +53,8 @@ export interface MapSchema extends Common {
   readonly keyPattern?: RegExp;
   readonly keyDoc?: string;
   readonly minEntries?: number;
+  /** An absent map is an empty one. */
+  readonly defaultEmpty?: boolean;
 }
 export interface ArraySchema extends Common {
   readonly kind: 'array';
@@ -146,7 +148,7 @@ export function validate(schema: Schema, value: unknown, path: string, issues: S
       if (!isPlainObject(v)) return fail(`must be an object, got ${describe(v)}`);
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(v)) {
-        if (!(key in schema.properties)) {
+        if (!Object.hasOwn(schema.properties, key)) {
           issues.push({
             path: joinPath(path, key),
             message: `is not a known option (known here: ${Object.keys(schema.properties).join(', ')})`,
@@ -169,7 +171,7 @@ export function validate(schema: Schema, value: unknown, path: string, issues: S
       return out;
     }
     case 'map': {
-      const v = value;
+      const v = value ?? (schema.defaultEmpty === true ? {} : undefined);
       if (v === undefined) return fail('is required');
       if (!isPlainObject(v)) return fail(`must be an object of named entries, got ${describe(v)}`);
       const out: Record<string, unknown> = {};
@@ -201,7 +203,7 @@ export function validate(schema: Schema, value: unknown, path: string, issues: S
       if (!isPlainObject(v)) return fail(`must be an object, got ${describe(v)}`);
       const tag = v[schema.tag];
       const names = Object.keys(schema.variants);
-      if (typeof tag !== 'string' || !(tag in schema.variants)) {
+      if (typeof tag !== 'string' || !Object.hasOwn(schema.variants, tag)) {
         issues.push({ path: joinPath(path, schema.tag), message: `must be one of ${names.join(', ')}, got ${describe(tag)}` });
         return undefined;
       }
@@ -222,6 +224,7 @@ function hasDefault(s: Schema): boolean {
     case 'boolean':
       return s.default !== undefined;
     case 'object':
+    case 'map':
       return s.defaultEmpty === true;
     default:
       return false;

@@ -46,7 +46,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const NON_ASCII = /[\x80-\xff]/;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/;
 
 /**
  * Parses a response head at buf[start..end). Returns the head, HEAD_INCOMPLETE when the
@@ -71,7 +71,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
   let contentLength = -1;
   let chunked = false;
   let sawTE = false;
-  let close = minor === 0;
+  let sawClose = false;
+  let sawKeepAlive = false;
   let keepAliveTimeoutS = -1;
   let upgrade = false;
   let connectionTokens: string[] | null = null;
@@ -83,8 +84,11 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
     if (colon === -1 || colon > next) return 'bad header line';
     const name = text.slice(pos, colon);
     if (!TOKEN.test(name)) return name.length > 0 && (name[0] === ' ' || name[0] === '\t') ? 'bad header line' : 'bad header name';
-    const value = text.slice(colon + 1, next).trim();
-    if (BAD_VALUE.test(value)) return 'bad header value';
+    const raw = text.slice(colon + 1, next);
+    // Checked before trimming: only SP and HTAB are optional whitespace (RFC 9110 §5.5);
+    // String.trim would also strip VT, FF, CR and NBSP and let them through.
+    if (BAD_VALUE.test(raw)) return 'bad header value';
+    const value = trimOws(raw);
     const lower = name.toLowerCase();
     headers.push(name, value);
     lowerNames.push(lower);
@@ -114,10 +118,9 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
         for (const tok of value.toLowerCase().split(',')) {
           const t = tok.trim();
           if (t === '') continue;
-          if (t === 'close') close = true;
-          else if (t === 'keep-alive') {
-            if (minor === 0) close = false;
-          } else if (t === 'upgrade') upgrade = true;
+          if (t === 'close') sawClose = true;
+          else if (t === 'keep-alive') sawKeepAlive = true;
+          else if (t === 'upgrade') upgrade = true;
           (connectionTokens ??= []).push(t);
         }
         break;
@@ -130,6 +133,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
     }
     pos = next + 2;
   }
+  // `close` wins over `keep-alive` whatever the order; HTTP/1.0 closes unless asked not to.
+  let close = sawClose || (minor === 0 && !sawKeepAlive);
   if (sawTE) {
     if (contentLength !== -1) return 'bad transfer-encoding';
     // A response with Transfer-Encoding whose last coding is not chunked is delimited by close.
@@ -216,12 +221,14 @@ export class ChunkedDecoder {
         }
         case S_EXT: {
           const cr = buf.indexOf(0x0d, i);
-          if (cr === -1) {
-            this.trailerBytes += n - i;
-            if (this.trailerBytes > MAX_TRAILER_BYTES) return CHUNKED_ERROR;
-            i = n;
-          } else {
-            i = cr + 1;
+          const stop = cr === -1 ? n : cr;
+          const lf = buf.indexOf(0x0a, i);
+          if (lf !== -1 && lf < stop) return CHUNKED_ERROR; // bare LF inside an extension
+          this.trailerBytes += stop - i;
+          if (this.trailerBytes > MAX_TRAILER_BYTES) return CHUNKED_ERROR;
+          i = stop;
+          if (cr !== -1) {
+            i++;
             this.state = S_SIZE_LF;
           }
           break;
@@ -286,6 +293,14 @@ export class ChunkedDecoder {
     }
     return i;
   }
+}
+
+function trimOws(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
 }
 
 function hexValue(c: number): number {
