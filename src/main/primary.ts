@@ -108,6 +108,9 @@ export class Primary {
               reject(new Error(msg.message));
             }
             break;
+          case 'crashed':
+            this.log.error('worker crashed', { worker: slot.id, reason: msg.message });
+            break;
           case 'reloaded':
             this.log.debug('worker reloaded', { worker: slot.id, configVersion: msg.version });
             break;
@@ -205,5 +208,18 @@ export class Primary {
 
   readyWorkers(): number {
     return this.slots.filter((s) => s.ready).length;
+  }
+
+  /** The live worker threads (for status and tests). */
+  workerThreads(): readonly (Worker | null)[] {
+    return this.slots.map((s) => s.worker);
+  }
+
+  /** Fault injection: makes worker `id` throw an uncaught error, exercising crash and respawn. */
+  injectCrash(id: number, reason: string): boolean {
+    const w = this.slots[id]?.worker;
+    if (w == null) return false;
+    w.postMessage({ type: 'crash', reason } satisfies PrimaryToWorker);
+    return true;
   }
 }

@@ -17,12 +17,15 @@ export interface WorkerData {
 export type PrimaryToWorker =
   | { readonly type: 'reload'; readonly config: SluiceConfig; readonly version: number }
   | { readonly type: 'drain'; readonly deadlineMs: number }
-  | { readonly type: 'stats' };
+  | { readonly type: 'stats' }
+  /** Fault injection: the worker throws an uncaught error (the real crash path). */
+  | { readonly type: 'crash'; readonly reason: string };
 
 export type WorkerToPrimary =
   | { readonly type: 'ready'; readonly workerId: number; readonly port: number }
   | { readonly type: 'reloaded'; readonly workerId: number; readonly version: number }
   | { readonly type: 'fatal'; readonly workerId: number; readonly message: string }
+  | { readonly type: 'crashed'; readonly workerId: number; readonly message: string }
   | { readonly type: 'stats'; readonly workerId: number; readonly inflight: number; readonly requests: number; readonly pools: readonly { address: string; open: number; idle: number }[] }
   | { readonly type: 'drained'; readonly workerId: number; readonly abandoned: number };
 

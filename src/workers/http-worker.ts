@@ -47,6 +47,7 @@ let env = buildEnv(data.config, null);
 let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
 let draining = false;
+const DRAIN_SETTLE_MS = 50;
 
 function start(): void {
   let uws;
@@ -92,11 +93,38 @@ function drain(deadlineMs: number): void {
     port?.close();
   };
   const timer = setTimeout(finish, deadlineMs);
-  if (stats.inflight === 0) finish();
-  else setOnFinished(() => {
-    if (stats.inflight === 0) finish();
-  });
+  // The last response may still sit in uWS's buffers when its request ends: close the app a
+  // moment later, and only if no request started on a keep-alive connection meanwhile.
+  const settle = (): void => {
+    if (stats.inflight === 0) setTimeout(() => stats.inflight === 0 && finish(), DRAIN_SETTLE_MS);
+  };
+  setOnFinished(settle);
+  settle();
 }
+
+/**
+ * An uncaught error in a thread that holds uWS handles aborts the whole process when the
+ * thread ends (uv_loop_close with open handles). So the worker closes its own sockets and
+ * lets its loop end; the primary sees the exit and respawns it.
+ */
+let crashed = false;
+function crash(err: unknown): void {
+  if (crashed) return;
+  crashed = true;
+  log.error('worker crashed; closing its sockets for a respawn', { err });
+  send({ type: 'crashed', workerId: data.workerId, message: err instanceof Error ? err.message : String(err) });
+  process.exitCode = 1;
+  try {
+    if (listenSocket !== null) loadUws().us_listen_socket_close(listenSocket);
+    listenSocket = null;
+    env.upstreams.closeAll();
+    (app as unknown as { close(): void } | null)?.close();
+  } finally {
+    port?.close();
+  }
+}
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
 
 port.on('message', (msg: PrimaryToWorker) => {
   switch (msg.type) {
@@ -108,6 +136,12 @@ port.on('message', (msg: PrimaryToWorker) => {
     }
     case 'drain':
       drain(msg.deadlineMs);
+      break;
+    case 'crash':
+      // Fault injection (docs/operations.md): exercise the crash-and-respawn path for real.
+      setImmediate(() => {
+        throw new Error(`crash injected: ${msg.reason}`);
+      });
       break;
     case 'stats':
       send({ type: 'stats', workerId: data.workerId, inflight: stats.inflight, requests: stats.requests, pools: env.upstreams.poolStats() });
