@@ -7,6 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type SluiceConfig } from '../shared/config';
+import { envTableMarkdown } from '../shared/env-table';
 import { createLogger } from '../shared/log';
 import { Primary } from './primary';
 
@@ -15,6 +16,7 @@ const USAGE = `usage: sluice --config FILE [--demo] [--check]
   --config FILE  YAML or JSON configuration (or SLUICE_CONFIG)
   --demo         also start demo upstreams on the loopback addresses the config names
   --check        validate the configuration and exit (0 = valid, 2 = invalid)
+  --env-table    print the SLUICE_* variables as a Markdown table and exit
 
 Every SLUICE_* variable in the README overrides its option.`;
 
@@ -32,6 +34,10 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a?.startsWith('--config=')) args.config = a.slice('--config='.length);
     else if (a === '--demo') args.demo = true;
     else if (a === '--check') args.check = true;
+    else if (a === '--env-table') {
+      process.stdout.write(`${envTableMarkdown()}\n`);
+      process.exit(0);
+    }
     else if (a === '--help' || a === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
