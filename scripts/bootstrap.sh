@@ -28,6 +28,10 @@ command -v cargo >/dev/null 2>&1 || { log "cargo (Rust) is required to build nat
 # The Kafka client has no reachable prebuilt binary here: build librdkafka from source,
 # linked against Debian's OpenSSL, SASL, zstd and lz4.
 export CKJS_LINKING=dynamic
+# node-gyp must use the installed Node headers: their download site is not reachable here.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then
+  export npm_config_nodedir=/usr
+fi
 
 stamp=node_modules/.sluice-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
