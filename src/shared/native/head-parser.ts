@@ -94,15 +94,14 @@ for (let c = 0; c < 256; c++) {
   TCHAR[c] = isAlnum || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)) ? 1 : 0;
 }
 
+/** Bytes allowed in a reason phrase or a field value: HTAB, SP, VCHAR, obs-text. */
+const FIELD = new Uint8Array(256);
+for (let c = 0; c < 256; c++) FIELD[c] = c === 0x09 || (c >= 0x20 && c !== 0x7f) ? 1 : 0;
+
 const SP = 0x20, HTAB = 0x09, CR = 0x0d, LF = 0x0a, COLON = 0x3a, COMMA = 0x2c, SEMI = 0x3b, QUOTE = 0x22;
 
 function isOws(c: number): boolean {
   return c === SP || c === HTAB;
-}
-
-/** VCHAR or obs-text. */
-function isText(c: number): boolean {
-  return c > 0x20 && c !== 0x7f;
 }
 
 function isDigit(c: number): boolean {
@@ -297,13 +296,9 @@ function parse(buf: Uint8Array, start: number, end: number, out: Uint32Array, ma
   if (buf[p] === SP) p++;
   else if (buf[p] !== CR) return fail(out, ERR_BAD_STATUS_LINE, p);
   const reasonStart = p;
-  for (;;) {
-    if (p >= limit) return needMore(out, capped, limit);
-    const c = buf[p] as number;
-    if (c === CR) break;
-    if (!(isOws(c) || isText(c))) return fail(out, ERR_BAD_STATUS_LINE, p);
-    p++;
-  }
+  while (p < limit && FIELD[buf[p] as number] === 1) p++;
+  if (p >= limit) return needMore(out, capped, limit);
+  if (buf[p] !== CR) return fail(out, ERR_BAD_STATUS_LINE, p);
   const reasonEnd = p;
   p++;
   if (p >= limit) return needMore(out, capped, limit);
@@ -332,13 +327,9 @@ function parse(buf: Uint8Array, start: number, end: number, out: Uint32Array, ma
     if (isOws(first)) return fail(out, ERR_OBS_FOLD, p);
     if (count === maxHeaders) return fail(out, ERR_TOO_MANY_HEADERS, p);
     const nameStart = p;
-    for (;;) {
-      if (p >= limit) return needMore(out, capped, limit);
-      const c = buf[p] as number;
-      if (c === COLON) break;
-      if (TCHAR[c] === 0) return fail(out, ERR_BAD_HEADER_NAME, p);
-      p++;
-    }
+    while (p < limit && TCHAR[buf[p] as number] === 1) p++;
+    if (p >= limit) return needMore(out, capped, limit);
+    if (buf[p] !== COLON) return fail(out, ERR_BAD_HEADER_NAME, p);
     if (p === nameStart) return fail(out, ERR_BAD_HEADER_NAME, p);
     const nameEnd = p;
     p++;
@@ -348,20 +339,11 @@ function parse(buf: Uint8Array, start: number, end: number, out: Uint32Array, ma
       p++;
     }
     const valueStart = p;
+    while (p < limit && FIELD[buf[p] as number] === 1) p++;
+    if (p >= limit) return needMore(out, capped, limit);
+    if (buf[p] !== CR) return fail(out, ERR_BAD_HEADER_VALUE, p);
     let valueEnd = p;
-    for (;;) {
-      if (p >= limit) return needMore(out, capped, limit);
-      const c = buf[p] as number;
-      if (c === CR) break;
-      if (isText(c)) {
-        p++;
-        valueEnd = p;
-      } else if (isOws(c)) {
-        p++;
-      } else {
-        return fail(out, ERR_BAD_HEADER_VALUE, p);
-      }
-    }
+    while (valueEnd > valueStart && isOws(buf[valueEnd - 1] as number)) valueEnd--;
     p++;
     if (p >= limit) return needMore(out, capped, limit);
     if (buf[p] !== LF) return fail(out, ERR_BAD_HEADER_VALUE, p - 1);

@@ -131,7 +131,7 @@ let loaded: NativeApi | undefined;
 export function loadNative(): NativeApi {
   if (loaded) return loaded;
   const file = nativeAddonPath();
-  const howToBuild = 'build it with `npm ci` (or `node native/build.js`; needs Rust/cargo >= 1.80)';
+  const howToBuild = 'build it with `npm ci` (or `node native/build.js`; needs Rust/cargo >= 1.88)';
   if (!fs.existsSync(file)) {
     throw new NativeLoadError(`Sluice native addon not found at ${file}: ${howToBuild}`);
   }

@@ -1,0 +1,221 @@
+/**
+ * Micro-benchmark: the native addon against its JavaScript twins (and, for head parsing, a
+ * naive string-splitting parser as the baseline a JS proxy would start from), one hot
+ * function at a time, in ns per call.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/micro/native.js [--write] [--quick]
+ *
+ * --write puts the Markdown table in bench/results/micro-native.md. Each figure is the fastest
+ * of 15 timed runs (CPU time, contenders interleaved) after a warm-up; results feed a sink so that V8 cannot drop the
+ * work. Pin it for steadier figures: `taskset -c 1 node dist/bench/micro/native.js`.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { headOutLength, jsNative, loadNative, type HostSpec, type NativeApi } from '../../src/shared/native';
+
+const native = loadNative();
+const quick = process.argv.includes('--quick');
+let sink = 0;
+
+
+/** CPU time of this process so far, in ns (process-wide: the JS thread plus any GC helpers). */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+/** Iterations of `fn` that take about `targetMs` of CPU (after warming it up). */
+function calibrate(fn: () => number, targetMs: number): number {
+  let iters = 1;
+  for (;;) {
+    const t0 = cpuNs();
+    for (let i = 0; i < iters; i++) sink += fn();
+    const ms = (cpuNs() - t0) / 1e6;
+    if (ms > targetMs / 4) return Math.max(1, Math.round((iters * targetMs) / ms));
+    iters *= 2;
+  }
+}
+
+/**
+ * ns per call of each of `fns` (each runs `inner` calls per invocation), in CPU time rather
+ * than wall time. The contenders' timed runs are interleaved (A B C A B C ...) so that they
+ * see the same conditions, and each reports its fastest run: on a shared machine interference
+ * only ever adds time.
+ */
+function measure(fns: (() => number)[], inner: number, targetMs = quick ? 10 : 60): number[] {
+  const iters = fns.map((fn) => calibrate(fn, targetMs));
+  const best = fns.map(() => Infinity);
+  for (let r = 0; r < (quick ? 3 : 15); r++) {
+    fns.forEach((fn, k) => {
+      const n = iters[k] as number;
+      const t0 = cpuNs();
+      for (let i = 0; i < n; i++) sink += fn();
+      best[k] = Math.min(best[k] as number, (cpuNs() - t0) / (n * inner));
+    });
+  }
+  return best;
+}
+
+// ---- inputs ---------------------------------------------------------------------------------
+
+const TYPICAL = Buffer.from(
+  'HTTP/1.1 200 OK\r\n' +
+    'Server: nginx/1.22.1\r\n' +
+    'Date: Wed, 26 Nov 2025 11:36:00 GMT\r\n' +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    'Content-Length: 1432\r\n' +
+    'Connection: keep-alive\r\n' +
+    'Keep-Alive: timeout=60\r\n' +
+    'Cache-Control: no-cache\r\n' +
+    'X-Request-Id: 5f0c8a5e-2b1d-4c1e-9b7a-0d9f3e2a1b4c\r\n' +
+    '\r\n',
+);
+const largeLines = ['HTTP/1.1 200 OK'];
+for (let i = 0; i < 40; i++) largeLines.push(`X-Backend-Header-${i}: ${'abcdefghij'.repeat(1 + (i % 8))}`);
+largeLines.push('Set-Cookie: session=' + 'x'.repeat(400) + '; Path=/; HttpOnly; Secure');
+largeLines.push('Transfer-Encoding: chunked');
+const LARGE = Buffer.from(`${largeLines.join('\r\n')}\r\n\r\n`);
+
+/** What a JS proxy writes first: find the end, split into strings, lower-case the names. */
+function naiveParse(buf: Buffer): number {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return 0;
+  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const status = Number((lines[0] as string).slice(9, 12));
+  const headers: Record<string, string> = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const c = line.indexOf(':');
+    headers[line.slice(0, c).toLowerCase()] = line.slice(c + 1).trim();
+  }
+  const cl = headers['content-length'];
+  return status + (cl === undefined ? 0 : Number(cl)) + end;
+}
+
+const HOSTS: HostSpec[] = Array.from({ length: 16 }, (_, i) => ({ id: `10.0.0.${i + 1}:8080`, weight: 1 }));
+const HOSTS_100: HostSpec[] = Array.from({ length: 100 }, (_, i) => ({ id: `10.0.${i >> 8}.${i & 255}:8080`, weight: 1 + (i % 3) }));
+const KEYS = Array.from({ length: 1024 }, (_, i) => `203.0.113.${i & 255}:user-${i}`);
+const KEY_BUFS = KEYS.map((k) => Buffer.from(k));
+const KEY_HASHES = Uint32Array.from(KEYS, (k) => jsNative.hashKey(k) >>> 0);
+
+// ---- cases ----------------------------------------------------------------------------------
+
+interface Row {
+  what: string;
+  nativeNs: number;
+  jsNs: number;
+  baselineNs?: number;
+}
+
+function headRow(what: string, buf: Buffer): Row {
+  const out = new Uint32Array(headOutLength(64));
+  const run = (api: NativeApi) => () => api.parseResponseHead(buf, 0, buf.length, out);
+  const [nativeNs, jsNs, baselineNs] = measure([run(native), run(jsNative), () => naiveParse(buf)], 1) as [number, number, number];
+  return { what, nativeNs, jsNs, baselineNs };
+}
+
+function batchRow(what: string, f: (api: NativeApi, i: number) => number, inner = 1024): Row {
+  const run = (api: NativeApi) => () => {
+    let s = 0;
+    for (let i = 0; i < inner; i++) s += f(api, i);
+    return s;
+  };
+  const [nativeNs, jsNs] = measure([run(native), run(jsNative)], inner) as [number, number];
+  return { what, nativeNs, jsNs };
+}
+
+function buildRow(what: string, f: (api: NativeApi) => Uint32Array): Row {
+  const run = (api: NativeApi) => () => f(api).length;
+  const [nativeNs, jsNs] = measure([run(native), run(jsNative)], 1, quick ? 30 : 150) as [number, number];
+  return { what, nativeNs, jsNs };
+}
+
+const ketama = native.buildKetama(HOSTS);
+const maglev = native.buildMaglev(HOSTS);
+const eligible = new Uint8Array(HOSTS.length).fill(1);
+eligible[3] = 0;
+eligible[7] = 0;
+const loads = Int32Array.from(HOSTS, (_, i) => (i * 7) % 5);
+
+const rows: Row[] = [
+  headRow(`parseResponseHead, typical 200 (${TYPICAL.length} B, 8 headers)`, TYPICAL),
+  headRow(`parseResponseHead, large (${LARGE.length} B, 42 headers)`, LARGE),
+  batchRow('hashKey, string key (~25 B)', (api, i) => api.hashKey(KEYS[i] as string)),
+  batchRow('hashKey, Buffer key (~25 B)', (api, i) => api.hashKey(KEY_BUFS[i] as Buffer)),
+  batchRow('lookup, ketama (16 hosts, 2560 points)', (api, i) => api.lookup(ketama, KEY_HASHES[i] as number)),
+  batchRow('lookup, Maglev (16 hosts, M = 65537)', (api, i) => api.lookup(maglev, KEY_HASHES[i] as number)),
+  batchRow('key → host: hashKey + ketama lookup', (api, i) => api.lookup(ketama, api.hashKey(KEYS[i] as string) >>> 0)),
+  batchRow('key → host: hashKey + Maglev lookup', (api, i) => api.lookup(maglev, api.hashKey(KEYS[i] as string) >>> 0)),
+  batchRow('lookupWalk, ketama, 2 of 16 ineligible', (api, i) => api.lookupWalk(ketama, KEY_HASHES[i] as number, 32, eligible)),
+  batchRow('lookupBounded, ketama, factor 1.25', (api, i) =>
+    api.lookupBounded(ketama, KEY_HASHES[i] as number, 32, eligible, loads, 1.25)),
+  buildRow('buildKetama, 100 hosts (32000 points)', (api) => api.buildKetama(HOSTS_100)),
+  buildRow('buildMaglev, 100 hosts, M = 65537', (api) => api.buildMaglev(HOSTS_100)),
+];
+
+// ---- report ---------------------------------------------------------------------------------
+
+function fmt(ns: number): string {
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+  if (ns >= 1e4) return `${(ns / 1e3).toFixed(1)} µs`;
+  return ns >= 100 ? ns.toFixed(0) : ns.toFixed(1);
+}
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+const lines = [
+  '| operation | native (ns/op) | JS twin (ns/op) | JS ÷ native | naive JS baseline (ns/op) |',
+  '| --- | ---: | ---: | ---: | ---: |',
+  ...rows.map(
+    (r) =>
+      `| ${r.what} | ${fmt(r.nativeNs)} | ${fmt(r.jsNs)} | ${(r.jsNs / r.nativeNs).toFixed(2)}× | ${
+        r.baselineNs === undefined ? '' : fmt(r.baselineNs)
+      } |`,
+  ),
+];
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+const env = `${cpu}, ${os.cpus().length} cores; node ${process.version}; ${version('rustc', ['--version'])}; load average at the end ${load}`;
+console.log(lines.join('\n'));
+console.log(`\n${env}; sink ${sink > 0 ? 'ok' : 'zero'}`);
+
+if (process.argv.includes('--write')) {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const file = path.join(root, 'bench', 'results', 'micro-native.md');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(
+    file,
+    [
+      '# Micro-benchmark: native addon vs JavaScript twins',
+      '',
+      `Generated by \`node dist/bench/micro/native.js --write\` (source: \`bench/micro/native.ts\`) on ${new Date().toISOString().slice(0, 10)}.`,
+      `Machine: ${env}.`,
+      '',
+      'Each figure is the fastest of 15 timed runs after warm-up, native and JS runs interleaved (the',
+      'machine is shared, and interference only adds time), in CPU nanoseconds per call (µs/ms where',
+      'marked). "Native" includes the N-API crossing (argument conversion, typed-array lookups). The naive',
+      'baseline is what a JS proxy starts from: find CRLFCRLF, split the head into strings, lower-case',
+      'the names into an object. Lookups take a pre-computed uint32 key hash unless the row says',
+      '"key → host". Builds run on membership change only, not per request.',
+      '',
+      ...lines,
+      '',
+      'Reading it: absolute figures move by up to 2× between runs on a shared 2-core VM, the ratio column',
+      'much less. The native parser wins, more so as heads grow; so do the builders. A lookup or a short',
+      'key hash is a few tens of nanoseconds of work in either language, less than one N-API crossing',
+      '(callback entry plus one `napi_get_*` per argument), so the JS twin searching the same typed array',
+      'is faster there; both run on the same table, so each call site can take the faster one.',
+      '',
+    ].join('\n'),
+  );
+  console.log(`wrote ${path.relative(root, file)}`);
+}

@@ -1,0 +1,16 @@
+//! Sluice hot-path primitives, free of any N-API dependency so that `cargo test` runs on them
+//! alone. The `sluice-native` crate (native/napi) is a thin glue layer over this crate, and
+//! `src/shared/native/*.ts` holds a JavaScript twin of every public function here; the unit tests
+//! in `test/unit/native-*.test.ts` check that both produce identical outputs.
+//!
+//! - [`head`]: one-call HTTP/1.1 response-head parser that reports offsets, never strings.
+//! - [`hash`]: key hashing (xxh3-64) and crc32 (for nginx-compatible ketama placement).
+//! - [`ring`]: ketama ring and Maglev table builders, packed into one `u32` array each, plus
+//!   lookups (plain, bounded fallback walk with an eligibility mask, bounded load).
+//!
+//! Nothing here allocates per lookup or per parsed head, blocks, or panics on any input
+//! (malformed tables and heads produce error values instead).
+
+pub mod hash;
+pub mod head;
+pub mod ring;
