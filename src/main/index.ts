@@ -6,7 +6,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type SluiceConfig } from '../shared/config';
+import { ConfigError, loadConfig, usesKafka, type SluiceConfig } from '../shared/config';
 import { envTableMarkdown } from '../shared/env-table';
 import { createLogger } from '../shared/log';
 import { Primary } from './primary';
@@ -17,6 +17,7 @@ const USAGE = `usage: sluice --config FILE [--demo] [--check]
   --demo         also start demo upstreams on the loopback addresses the config names
   --check        validate the configuration and exit (0 = valid, 2 = invalid)
   --env-table    print the SLUICE_* variables as a Markdown table and exit
+  --uses-kafka   exit 0 when the configuration produces to Kafka, 1 when not
 
 Every SLUICE_* variable in the README overrides its option.`;
 
@@ -24,16 +25,18 @@ interface Args {
   config: string;
   demo: boolean;
   check: boolean;
+  usesKafka: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { config: process.env.SLUICE_CONFIG ?? '', demo: false, check: false };
+  const args: Args = { config: process.env.SLUICE_CONFIG ?? '', demo: false, check: false, usesKafka: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--config') args.config = argv[++i] ?? '';
     else if (a?.startsWith('--config=')) args.config = a.slice('--config='.length);
     else if (a === '--demo') args.demo = true;
     else if (a === '--check') args.check = true;
+    else if (a === '--uses-kafka') args.usesKafka = true;
     else if (a === '--env-table') {
       process.stdout.write(`${envTableMarkdown()}\n`);
       process.exit(0);
@@ -77,6 +80,7 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  if (args.usesKafka) return usesKafka(config) ? 0 : 1;
   if (args.check) {
     process.stdout.write(`${args.config}: configuration is valid\n`);
     return 0;

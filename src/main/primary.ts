@@ -6,9 +6,12 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { loadConfig, type SluiceConfig } from '../shared/config';
+import { loadConfig, usesKafka, type SluiceConfig } from '../shared/config';
+import { allocCounters } from '../shared/sab-layout';
+import { ProducerSupervisor } from './producer-supervisor';
 import type { Logger } from '../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
+import { loadNative } from '../shared/native';
 import { loadUws } from '../shared/uws';
 
 interface WorkerSlot {
@@ -44,8 +47,12 @@ export class Primary {
   private port = 0;
   private readonly slots: WorkerSlot[] = [];
   private stopping = false;
+  private finishing = false;
   private exitCode = 0;
   private resolveDone: ((code: number) => void) | null = null;
+  private producer: ProducerSupervisor | null = null;
+  private readonly counters = allocCounters();
+  private kafkaUndelivered = 0;
 
   constructor(
     private readonly configPath: string,
@@ -65,7 +72,16 @@ export class Primary {
     // Fail before spawning anything when uWS cannot load natively; the primary also keeps
     // the binary's image mapped for the life of the process.
     loadUws();
+    // Likewise the Rust addon: loaded here, its image outlives any worker that exits.
+    loadNative();
     this.port = await probePort(this.config.listen.host, this.config.listen.port);
+    if (usesKafka(this.config)) {
+      // The Kafka client cannot run in a worker thread (confluent-kafka-javascript #258):
+      // it lives in a child process that workers reach over a Unix socket.
+      this.producer = new ProducerSupervisor({ config: this.config.kafka, logger: this.log.child({ role: 'producer-supervisor' }), logLevel: this.config.log.level });
+      await this.producer.start();
+      this.log.info('kafka producer started', { pid: this.producer.pid, socket: this.producer.socketPath, brokers: this.config.kafka.brokers });
+    }
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.config.workers; i++) {
       const slot: WorkerSlot = { id: i, worker: null, ready: false, restarts: 0, startedAt: 0, drained: false };
@@ -84,7 +100,14 @@ export class Primary {
   }
 
   private spawn(slot: WorkerSlot): Promise<void> {
-    const data: WorkerData = { workerId: slot.id, config: this.config, configVersion: this.version, port: this.port };
+    const data: WorkerData = {
+      workerId: slot.id,
+      config: this.config,
+      configVersion: this.version,
+      port: this.port,
+      kafkaSocket: this.producer?.socketPath ?? null,
+      counters: this.counters,
+    };
     const w = new Worker(join(__dirname, '..', 'workers', 'http-worker.js'), { workerData: data, env: this.env });
     slot.worker = w;
     slot.ready = false;
@@ -116,6 +139,8 @@ export class Primary {
             break;
           case 'drained':
             slot.drained = true;
+            this.kafkaUndelivered += msg.kafkaUndelivered;
+            if (msg.kafkaUndelivered > 0) this.log.error('worker could not hand Kafka records to the producer before exiting', { worker: slot.id, records: msg.kafkaUndelivered });
             if (msg.abandoned > 0) this.log.warn('worker drained with requests still in flight', { worker: slot.id, abandoned: msg.abandoned });
             break;
           case 'stats':
@@ -200,10 +225,32 @@ export class Primary {
   }
 
   private checkAllExited(): void {
-    if (this.stopping && this.slots.every((s) => s.worker === null)) {
+    if (!this.stopping || !this.slots.every((s) => s.worker === null) || this.finishing) return;
+    this.finishing = true;
+    // Workers have handed over what they accepted; now the producer flushes it to Kafka.
+    const producer = this.producer;
+    const done = (): void => {
       this.log.info('stopped');
       this.resolveDone?.(this.exitCode);
+    };
+    if (producer === null) {
+      done();
+      return;
     }
+    producer
+      .shutdown({ reason: 'drain' })
+      .then((r) => {
+        const undelivered = r.report?.undelivered ?? 0;
+        this.log.info('kafka producer stopped', { report: r.report, exitCode: r.exitCode, killed: r.killed, workerUndelivered: this.kafkaUndelivered });
+        if (undelivered > 0 || r.killed) this.log.error('kafka records left undelivered at shutdown', { records: undelivered, killed: r.killed });
+      })
+      .catch((e: unknown) => this.log.error('kafka producer shutdown failed', { err: e }))
+      .finally(done);
+  }
+
+  /** The producer process supervisor (null when nothing uses Kafka). */
+  get kafkaProducer(): ProducerSupervisor | null {
+    return this.producer;
   }
 
   readyWorkers(): number {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SluiceError } from './errors';
+import { KAFKA_SCHEMA, kafkaSemanticChecks, type KafkaConfig } from './kafka-config';
 import {
   deepFreeze,
   envVars,
@@ -20,7 +21,7 @@ import {
 
 // ---------------------------------------------------------------- types
 
-export type Balance = 'round_robin' | 'least_request' | 'random';
+export type Balance = 'round_robin' | 'least_request' | 'random' | 'ketama' | 'maglev';
 
 export interface HostConfig {
   readonly address: string;
@@ -45,6 +46,10 @@ export interface RouteTimeouts extends Partial<UpstreamTimeouts> {
 
 export interface UpstreamConfig {
   readonly balance: Balance;
+  /** ketama / maglev: the key, parts joined by '+': header:NAME, cookie:NAME, client_ip, path. */
+  readonly hashKey?: string;
+  /** ketama / maglev: bounded load (HAProxy hash-balance-factor as a ratio, e.g. 1.25); 0 = off. */
+  readonly hashBalanceFactor: number;
   readonly hosts: readonly HostConfig[];
   readonly pool?: Partial<PoolConfig>;
   readonly timeouts?: Partial<UpstreamTimeouts>;
@@ -76,10 +81,46 @@ export interface HeaderEdits {
   readonly remove?: readonly string[];
 }
 
+/** Where a Kafka route takes the record key from. */
+export interface KafkaKeySource {
+  readonly header?: string;
+  readonly pathParam?: string;
+  readonly jsonField?: string;
+}
+
+export interface KafkaRouteAction {
+  readonly type: 'kafka';
+  readonly topic: string;
+  readonly format: 'raw' | 'ndjson' | 'json-array';
+  readonly key?: KafkaKeySource;
+  readonly partitioner: 'hash' | 'default';
+  /** Request headers copied into Kafka headers (the request id always is). */
+  readonly headers?: readonly string[];
+  readonly allowSensitiveHeaders: boolean;
+  readonly mode: 'sync' | 'async';
+  readonly maxRecordBytes: number;
+  readonly deliveryTimeoutMs: number;
+  readonly transactional: boolean;
+}
+
+export interface EventsConfig {
+  readonly enabled: boolean;
+  readonly topic: string;
+  /** Key expression: parts joined by '+', each route | client | upstream | host | request_id | header:NAME | none. */
+  readonly key: string;
+  readonly policy: 'drop' | 'sample';
+  /** With policy sample: the share of non-5xx events kept (every 5xx is kept). */
+  readonly sampleRate: number;
+  /** Request headers copied into each event. */
+  readonly headers?: readonly string[];
+  readonly allowSensitiveHeaders: boolean;
+}
+
 export type RouteAction =
   | { readonly type: 'proxy'; readonly upstream: string }
   | { readonly type: 'split'; readonly targets: readonly { readonly upstream: string; readonly weight: number }[] }
   | { readonly type: 'redirect'; readonly location: string; readonly status: number; readonly appendPath: boolean }
+  | KafkaRouteAction
   | {
       readonly type: 'respond';
       readonly status: number;
@@ -117,15 +158,24 @@ export interface SluiceConfig {
   };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly shutdown: { readonly drainTimeoutMs: number };
+  readonly kafka: KafkaConfig;
+  readonly events: EventsConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];
 }
+
+/** Authorization and Cookie never leave for Kafka unless a section says allowSensitiveHeaders. */
+export const SENSITIVE_HEADERS: readonly string[] = ['authorization', 'cookie', 'proxy-authorization', 'set-cookie'];
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 // ---------------------------------------------------------------- schema
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const HASH_PART = "(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[!#$%&'*.^_`|~0-9A-Za-z-]+|client_ip|path)";
+const HASH_KEY = new RegExp(`^${HASH_PART}(\\+${HASH_PART})*$`);
+const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+const EVENT_KEY = /^(none|((route|client|upstream|host|request_id|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)(\+(route|client|upstream|host|request_id|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+))*))$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
@@ -313,6 +363,38 @@ export const CONFIG_SCHEMA: ObjectSchema = {
         drainTimeoutMs: ms('SIGTERM: how long in-flight requests may take before workers are stopped', 30000, 'SLUICE_DRAIN_TIMEOUT_MS'),
       },
     },
+    kafka: KAFKA_SCHEMA,
+    events: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'one structured event per proxied request, produced to Kafka (docs/kafka.md)',
+      properties: {
+        enabled: { kind: 'boolean', default: false, env: 'SLUICE_EVENTS', doc: 'produce request events' },
+        topic: { kind: 'string', default: 'sluice.requests', pattern: TOPIC, patternDoc: 'a Kafka topic name', env: 'SLUICE_EVENTS_TOPIC', doc: 'topic of the request events' },
+        key: {
+          kind: 'string',
+          default: 'route',
+          pattern: EVENT_KEY,
+          patternDoc: 'parts joined by +: route, client, upstream, host, request_id, header:NAME, or none',
+          env: 'SLUICE_EVENTS_KEY',
+          doc: 'record key (partitioning): route, client, upstream, host, request_id, header:NAME, joined by +; none = no key',
+        },
+        policy: {
+          kind: 'string',
+          enum: ['drop', 'sample'],
+          default: 'drop',
+          env: 'SLUICE_EVENTS_POLICY',
+          doc: 'drop: every event, the newest dropped and counted when the buffer is full; sample: keep every 5xx and sampleRate of the rest',
+        },
+        sampleRate: { kind: 'number', min: 0, max: 1, default: 1, env: 'SLUICE_EVENTS_SAMPLE_RATE', doc: 'share of non-5xx events kept with policy sample' },
+        headers: {
+          kind: 'array',
+          doc: 'request headers copied into events',
+          items: { kind: 'string', pattern: HEADER_NAME, patternDoc: 'an HTTP header name', doc: 'header name' },
+        },
+        allowSensitiveHeaders: { kind: 'boolean', default: false, doc: 'allow Authorization/Cookie in headers' },
+      },
+    },
     upstreams: {
       kind: 'map',
       keyPattern: NAME,
@@ -326,9 +408,22 @@ export const CONFIG_SCHEMA: ObjectSchema = {
         properties: {
           balance: {
             kind: 'string',
-            enum: ['round_robin', 'least_request', 'random'],
+            enum: ['round_robin', 'least_request', 'random', 'ketama', 'maglev'],
             default: 'round_robin',
-            doc: 'load-balancing algorithm (round_robin is smooth weighted)',
+            doc: 'load-balancing algorithm (round_robin is smooth weighted; ketama and maglev hash hashKey)',
+          },
+          hashKey: {
+            kind: 'string',
+            pattern: HASH_KEY,
+            patternDoc: 'parts joined by +: header:NAME, cookie:NAME, client_ip, path',
+            doc: 'ketama/maglev key; requests without one fall back to round robin',
+          },
+          hashBalanceFactor: {
+            kind: 'number',
+            min: 0,
+            max: 100,
+            default: 1.25,
+            doc: 'ketama/maglev bounded load: no host above factor × average in-flight (0 = off; else >= 1)',
           },
           hosts: {
             kind: 'array',
@@ -456,6 +551,36 @@ export const CONFIG_SCHEMA: ObjectSchema = {
                   appendPath: { kind: 'boolean', default: false, doc: 'append the request path and query to location' },
                 },
               },
+              kafka: {
+                kind: 'object',
+                doc: 'produce the request body to Kafka (raw, NDJSON lines or JSON array elements)',
+                required: ['topic'],
+                properties: {
+                  topic: { kind: 'string', pattern: TOPIC, patternDoc: 'a Kafka topic name', doc: 'topic' },
+                  format: { kind: 'string', enum: ['raw', 'ndjson', 'json-array'], default: 'raw', doc: 'raw = one record; ndjson = one per line; json-array = one per element' },
+                  key: {
+                    kind: 'object',
+                    oneOf: ['header', 'pathParam', 'jsonField'],
+                    doc: 'record key source (none = no key)',
+                    properties: {
+                      header: { kind: 'string', pattern: HEADER_NAME, patternDoc: 'an HTTP header name', doc: 'request header' },
+                      pathParam: { kind: 'string', pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternDoc: 'a named group of match.path.regex', doc: 'named group of the route path regex' },
+                      jsonField: { kind: 'string', pattern: /^[^.\s]+(\.[^.\s]+)*$/, patternDoc: 'a dotted field path', doc: 'field of each JSON record (a.b.c)' },
+                    },
+                  },
+                  partitioner: { kind: 'string', enum: ['hash', 'default'], default: 'hash', doc: 'hash = consistent hash of the key over the partitions; default = librdkafka’s partitioner' },
+                  headers: {
+                    kind: 'array',
+                    doc: 'request headers copied into Kafka headers (the request id always is)',
+                    items: { kind: 'string', pattern: HEADER_NAME, patternDoc: 'an HTTP header name', doc: 'header name' },
+                  },
+                  allowSensitiveHeaders: { kind: 'boolean', default: false, doc: 'allow Authorization/Cookie in headers' },
+                  mode: { kind: 'string', enum: ['sync', 'async'], default: 'sync', doc: 'sync = 200 after the broker acknowledged; async = 202 once queued (Prefer: respond-async selects async per request)' },
+                  maxRecordBytes: { kind: 'integer', min: 1, max: 64 * 1024 * 1024, default: 1024 * 1024, doc: 'largest record value; larger gets 413' },
+                  deliveryTimeoutMs: ms('sync mode: longest wait for the acknowledgement; past it 504', 10000, undefined, 1),
+                  transactional: { kind: 'boolean', default: false, doc: 'produce each request’s records in one transaction (all or nothing); needs kafka.transactions' },
+                },
+              },
               respond: {
                 kind: 'object',
                 doc: 'direct response',
@@ -482,6 +607,11 @@ export const CONFIG_SCHEMA: ObjectSchema = {
     },
   },
 };
+
+/** Whether anything in `cfg` produces to Kafka (then the producer process runs). */
+export function usesKafka(cfg: SluiceConfig): boolean {
+  return cfg.events.enabled || cfg.routes.some((r) => r.action.type === 'kafka');
+}
 
 // ---------------------------------------------------------------- loading
 
@@ -590,11 +720,43 @@ function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
           issues.push({ path: `${p}.action.status`, message: `must be one of 301, 302, 303, 307, 308, got ${a.status}` });
         }
         break;
+      case 'kafka': {
+        if (a.key?.pathParam !== undefined) {
+          const re = r.match.path?.regex;
+          if (re === undefined || !re.includes(`(?<${a.key.pathParam}>`)) {
+            issues.push({ path: `${p}.action.key.pathParam`, message: `needs match.path.regex with a named group (?<${a.key.pathParam}>...)` });
+          }
+        }
+        if (a.key?.jsonField !== undefined && a.format === 'raw') {
+          issues.push({ path: `${p}.action.key.jsonField`, message: 'needs format ndjson or json-array (raw bodies are not parsed)' });
+        }
+        if (a.transactional && !cfg.kafka.transactions) {
+          issues.push({ path: `${p}.action.transactional`, message: 'needs kafka.transactions: true (the transactional producer)' });
+        }
+        (a.headers ?? []).forEach((h, j) => {
+          if (!a.allowSensitiveHeaders && SENSITIVE_HEADERS.includes(h.toLowerCase())) {
+            issues.push({ path: `${p}.action.headers[${j}]`, message: `${h} is sensitive; set allowSensitiveHeaders: true to copy it` });
+          }
+        });
+        break;
+      }
       case 'respond':
         break;
     }
   });
+  (cfg.events.headers ?? []).forEach((h, j) => {
+    if (!cfg.events.allowSensitiveHeaders && SENSITIVE_HEADERS.includes(h.toLowerCase())) {
+      issues.push({ path: `events.headers[${j}]`, message: `${h} is sensitive; set allowSensitiveHeaders: true to copy it` });
+    }
+  });
+  kafkaSemanticChecks(cfg.kafka, issues);
   for (const [name, u] of Object.entries(ups)) {
+    const hashed = u.balance === 'ketama' || u.balance === 'maglev';
+    if (hashed && u.hashKey === undefined) issues.push({ path: `upstreams.${name}.hashKey`, message: `is required with balance ${u.balance}` });
+    if (!hashed && u.hashKey !== undefined) issues.push({ path: `upstreams.${name}.hashKey`, message: `is only used with balance ketama or maglev (got ${u.balance})` });
+    if (u.hashBalanceFactor > 0 && u.hashBalanceFactor < 1) {
+      issues.push({ path: `upstreams.${name}.hashBalanceFactor`, message: `must be 0 (off) or >= 1, got ${u.hashBalanceFactor}` });
+    }
     u.hosts.forEach((h, j) => {
       const port = Number(h.address.slice(h.address.lastIndexOf(':') + 1));
       if (port < 1 || port > 65535) issues.push({ path: `upstreams.${name}.hosts[${j}].address`, message: `has port ${port} outside 1..65535` });

@@ -44,6 +44,12 @@ export const ERRORS = {
   SLUICE_ERR_CLIENT_ABORTED: spec(499, 'downstream', false, 'the client closed the connection'),
   SLUICE_ERR_SHUTTING_DOWN: spec(503, 'internal', false, 'the proxy is shutting down'),
   SLUICE_ERR_INTERNAL: spec(500, 'internal', false, 'internal proxy error'),
+  SLUICE_ERR_KAFKA_UNAVAILABLE: spec(503, 'upstream', false, 'Kafka is unavailable (producer restarting, broker down or not answering in time)'),
+  SLUICE_ERR_KAFKA_QUEUE_FULL: spec(503, 'internal', false, 'the Kafka send queue is full'),
+  SLUICE_ERR_KAFKA_RECORD_TOO_LARGE: spec(413, 'downstream', false, 'the Kafka record is too large'),
+  SLUICE_ERR_KAFKA_REJECTED: spec(502, 'upstream', false, 'Kafka refused the record'),
+  SLUICE_ERR_KAFKA_TIMEOUT: spec(504, 'upstream', false, 'Kafka did not acknowledge the records within the route delivery timeout'),
+  SLUICE_ERR_KAFKA_UNKNOWN_OUTCOME: spec(502, 'internal', false, 'the Kafka delivery outcome is unknown (the producer went away before reporting)'),
   SLUICE_ERR_CONFIG: spec(0, 'config', false, 'invalid configuration'),
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -12,6 +12,10 @@ export interface WorkerData {
   readonly configVersion: number;
   /** The port the primary probed and reserved for every worker (never 0). */
   readonly port: number;
+  /** The Kafka producer process's Unix socket, or null when nothing uses Kafka. */
+  readonly kafkaSocket: string | null;
+  /** Instance counters (src/shared/sab-layout.ts). */
+  readonly counters: SharedArrayBuffer;
 }
 
 export type PrimaryToWorker =
@@ -27,7 +31,14 @@ export type WorkerToPrimary =
   | { readonly type: 'fatal'; readonly workerId: number; readonly message: string }
   | { readonly type: 'crashed'; readonly workerId: number; readonly message: string }
   | { readonly type: 'stats'; readonly workerId: number; readonly inflight: number; readonly requests: number; readonly pools: readonly { address: string; open: number; idle: number }[] }
-  | { readonly type: 'drained'; readonly workerId: number; readonly abandoned: number };
+  | {
+      readonly type: 'drained';
+      readonly workerId: number;
+      readonly abandoned: number;
+      /** Kafka records of this worker whose delivery failed or whose outcome is unknown (lifetime). */
+      readonly kafkaUndelivered: number;
+      readonly kafka: { readonly enqueued: number; readonly delivered: number; readonly failed: number; readonly unknown: number; readonly dropped: number } | null;
+    };
 
 export function assertNever(x: never): never {
   throw new Error(`unexpected message ${JSON.stringify(x)}`);

@@ -41,6 +41,18 @@ export interface Session {
   attempts: number;
   bytesIn: number;
   bytesOut: number;
+  /** Per upstream attempt (recorded when request events are on, else null). */
+  tries: TryRecord[] | null;
+}
+
+export interface TryRecord {
+  readonly host: string;
+  /** Start, in ms after the request arrived. */
+  readonly at: number;
+  /** Duration in ms (-1 while running). */
+  ms: number;
+  /** '' = answered; else why the attempt ended (an error code, or 'reused-connection-failed'). */
+  outcome: string;
 }
 
 /** Where a request goes: an upstream group and one of its hosts. */

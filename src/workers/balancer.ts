@@ -7,6 +7,7 @@
  * State is per worker: each worker balances its own share of the traffic, like nginx
  * workers do.
  */
+import { HDR_SIZE, jsNative, loadNative } from '../shared/native';
 
 export interface BalancedHost {
   readonly weight: number;
@@ -132,8 +133,66 @@ export class LeastRequestP2C implements Selector {
   }
 }
 
-export function buildSelector(kind: 'round_robin' | 'least_request' | 'random', hosts: readonly BalancedHost[]): Selector {
+/**
+ * Consistent hashing (ketama ring or Maglev table, built by the native addon once per
+ * membership) with HAProxy's bounded load: with a balance factor f > 0, no host takes more
+ * than ⌈f × average in-flight⌉ requests, so hot keys spill to the next host on the ring.
+ * The per-request lookup runs in JS on the same table: one N-API call costs more than the
+ * whole JS lookup (bench/results/micro-native.md). Requests without a key fall back to
+ * smooth round robin, as HAProxy's `balance hdr()` does.
+ */
+export class ConsistentHash implements Selector {
+  private readonly eligible: Uint8Array;
+  private readonly loads: Int32Array;
+  private readonly fallback: SmoothRoundRobin;
+  /** How far the walk goes: every ketama point of every host, or every Maglev slot, at most. */
+  private readonly maxSteps: number;
+
+  constructor(
+    private readonly hosts: readonly BalancedHost[],
+    private readonly table: Uint32Array,
+    private readonly factor: number,
+  ) {
+    this.eligible = new Uint8Array(hosts.length);
+    this.loads = new Int32Array(hosts.length);
+    this.fallback = new SmoothRoundRobin(hosts);
+    this.maxSteps = table[HDR_SIZE] as number;
+  }
+
+  pick(accept: Accept | null): number {
+    return this.fallback.pick(accept);
+  }
+
+  pickHash(keyHash: number, accept: Accept | null): number {
+    const n = this.hosts.length;
+    const el = this.eligible;
+    for (let i = 0; i < n; i++) el[i] = accept === null || accept(i) ? 1 : 0;
+    if (this.factor <= 0) return jsNative.lookupWalk(this.table, keyHash, this.maxSteps, el);
+    const loads = this.loads;
+    for (let i = 0; i < n; i++) loads[i] = (this.hosts[i] as BalancedHost).active;
+    return jsNative.lookupBounded(this.table, keyHash, this.maxSteps, el, loads, this.factor);
+  }
+}
+
+export type BalanceKind = 'round_robin' | 'least_request' | 'random' | 'ketama' | 'maglev';
+
+export interface HashOptions {
+  /** `host:port` of each host (ketama places points by it, as nginx does). */
+  readonly ids: readonly string[];
+  readonly factor: number;
+}
+
+export function buildSelector(kind: BalanceKind, hosts: readonly BalancedHost[], hash?: HashOptions): Selector {
   switch (kind) {
+    case 'ketama':
+    case 'maglev': {
+      if (hash === undefined) throw new Error(`${kind} needs host ids`);
+      // Table builds are where the addon wins (bench/results/micro-native.md).
+      const native = loadNative();
+      const specs = hosts.map((h, i) => ({ id: hash.ids[i] as string, weight: h.weight }));
+      const table = kind === 'ketama' ? native.buildKetama(specs) : native.buildMaglev(specs);
+      return new ConsistentHash(hosts, table, hash.factor);
+    }
     case 'round_robin':
       return new SmoothRoundRobin(hosts);
     case 'least_request':

@@ -15,6 +15,9 @@ import { createLogger, type Logger } from '../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
 import { buildPipeline, type ProxyPhases } from '../shared/phases';
 import { loadUws } from '../shared/uws';
+import { hostname } from 'node:os';
+import { EventsPhase, type EventCounters } from './events';
+import { KafkaLink } from './kafka-link';
 import { AccessLogPhase, ForwardingPhase, RoutingPhase } from './phases';
 import { makeHandler, setOnFinished, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
 import { Router } from './router';
@@ -35,12 +38,23 @@ const accessWrite = (line: string): void => {
   process.stdout.write(line);
 };
 
+const counters = new BigInt64Array(data.counters);
+const eventStats: EventCounters = { produced: 0, dropped: 0, sampledOut: 0 };
+/** One link per worker for its life; the primary's producer socket path never changes. */
+const kafka: KafkaLink | null =
+  data.kafkaSocket === null
+    ? null
+    : new KafkaLink({ socketPath: data.kafkaSocket, workerId: data.workerId, socketBufferBytes: data.config.kafka.socketBufferBytes, logger: log });
+const instance = data.config.kafka.instanceId === '' ? hostname() : data.config.kafka.instanceId;
+
 function buildEnv(config: SluiceConfig, previous: ProxyEnv | null): ProxyEnv {
   const router = new Router(config.routes);
   const upstreams = Upstreams.build(config, previous?.upstreams ?? null);
-  const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams)];
+  const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams, kafka)];
   if (config.log.access) phases.push(new AccessLogPhase(accessWrite));
-  return { config, router, upstreams, pipeline: buildPipeline(phases), log, stats };
+  const events = config.events.enabled && kafka !== null;
+  if (events) phases.push(new EventsPhase(config.events, kafka, counters, instance, data.workerId, eventStats));
+  return { config, router, upstreams, pipeline: buildPipeline(phases), log, stats, kafka, recordTries: events };
 }
 
 let env = buildEnv(data.config, null);
@@ -86,11 +100,23 @@ function drain(deadlineMs: number): void {
     setOnFinished(undefined);
     const abandoned = stats.inflight;
     env.upstreams.closeAll();
-    send({ type: 'drained', workerId: data.workerId, abandoned });
     // Closing the app cuts remaining connections (idle keep-alive ones, or requests past
     // the deadline); the thread's loop then ends on its own.
     (app as unknown as { close(): void } | null)?.close();
-    port?.close();
+    // Hand every accepted Kafka record to the producer and wait for its outcome (bounded),
+    // so that the counters below are final.
+    const linkDone = kafka === null ? Promise.resolve() : kafka.close(data.config.kafka.flushTimeoutMs);
+    void linkDone.then(() => {
+      const k = kafka?.status() ?? null;
+      send({
+        type: 'drained',
+        workerId: data.workerId,
+        abandoned,
+        kafkaUndelivered: k === null ? 0 : k.failed + k.unknown,
+        kafka: k === null ? null : { enqueued: k.enqueued, delivered: k.delivered, failed: k.failed, unknown: k.unknown, dropped: k.dropped },
+      });
+      port?.close();
+    });
   };
   const timer = setTimeout(finish, deadlineMs);
   // The last response may still sit in uWS's buffers when its request ends: close the app a
@@ -119,6 +145,7 @@ function crash(err: unknown): void {
     listenSocket = null;
     env.upstreams.closeAll();
     (app as unknown as { close(): void } | null)?.close();
+    kafka?.destroy();
   } finally {
     port?.close();
   }

@@ -9,6 +9,8 @@ import { sluiceError, type SluiceError } from '../shared/errors';
 import type { Peer, ProxyPhases, ResponseHead, Session } from '../shared/phases';
 import type { RequestCtx } from './proxy';
 import { applyEdits, pickSplit, rewritePath, type Router } from './router';
+import type { KafkaLink } from './kafka-link';
+import { KafkaRouteCall } from './kafka-route';
 import type { Upstreams } from './upstreams';
 
 /**
@@ -99,6 +101,7 @@ export class RoutingPhase implements ProxyPhases<RequestCtx> {
   constructor(
     private readonly router: Router,
     private readonly upstreams: Upstreams,
+    private readonly kafka: KafkaLink | null,
   ) {}
 
   requestFilter(s: Session, ctx: RequestCtx): boolean {
@@ -119,6 +122,10 @@ export class RoutingPhase implements ProxyPhases<RequestCtx> {
         ctx.respond(a.status, '', ['location', location]);
         return true;
       }
+      case 'kafka':
+        // Takes over the request: collects the body, produces, answers.
+        new KafkaRouteCall(ctx, route, a, this.kafka).start();
+        return true;
       case 'respond': {
         const hs = ['content-type', a.contentType];
         for (const [k, v] of Object.entries(a.headers ?? {})) hs.push(k, v);
@@ -130,10 +137,10 @@ export class RoutingPhase implements ProxyPhases<RequestCtx> {
     return false;
   }
 
-  upstreamPeer(_s: Session, tried: readonly string[], ctx: RequestCtx): Peer | null {
+  upstreamPeer(s: Session, tried: readonly string[], ctx: RequestCtx): Peer | null {
     const g = ctx.group;
     if (g === null) return null;
-    const h = g.pick(tried);
+    const h = g.pick(tried, s);
     if (h === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', g.name);
     ctx.groupHost = h;
     return { group: g.name, host: h.address };

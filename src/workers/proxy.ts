@@ -17,7 +17,9 @@ import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock'
 import type { SluiceConfig } from '../shared/config';
 import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../shared/errors';
 import type { Logger } from '../shared/log';
-import type { Peer, Pipeline, ResponseHead, Session } from '../shared/phases';
+import type { Peer, Pipeline, ResponseHead, Session, TryRecord } from '../shared/phases';
+import type { KafkaLink } from './kafka-link';
+import type { KafkaRouteHost } from './kafka-route';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, parseResponseHead, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
 import type { CompiledRoute, Router } from './router';
@@ -31,6 +33,10 @@ export interface ProxyEnv {
   readonly pipeline: Pipeline<RequestCtx>;
   readonly log: Logger;
   readonly stats: WorkerStats;
+  /** The worker's connection to the Kafka producer process (null when Kafka is unused). */
+  readonly kafka: KafkaLink | null;
+  /** Record per-attempt details (request events need them). */
+  readonly recordTries: boolean;
 }
 
 export interface WorkerStats {
@@ -39,7 +45,7 @@ export interface WorkerStats {
 }
 
 /** Per-request state shared by the built-in phases. */
-export interface RequestCtx {
+export interface RequestCtx extends KafkaRouteHost {
   /** Host header, lower case, without port. */
   readonly hostName: string;
   route: CompiledRoute | null;
@@ -131,6 +137,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   attempts = 0;
   bytesIn = 0;
   bytesOut = 0;
+  tries: TryRecord[] | null = null;
   // ---- ctx
   readonly hostName: string;
   route: CompiledRoute | null = null;
@@ -148,6 +155,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private replay: Buffer[] | null = null;
   private replayBytes = 0;
   private clientPaused = false;
+  private bodySink: ((chunk: Buffer | null, isLast: boolean) => void) | null = null;
   // ---- upstream
   private conn: Conn | null = null;
   private tried: string[] | null = null;
@@ -231,6 +239,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (conn === null) throw sluiceError('SLUICE_ERR_POOL_EXHAUSTED', peer.host);
     this.attempts++;
     gh.active++;
+    if (this.env.recordTries) (this.tries ??= []).push({ host: peer.host, at: Math.round(performance.now() - this.startedAt), ms: -1, outcome: '' });
     this.conn = conn;
     conn.owner = this;
     if (this.reqHead === '') this.reqHead = this.buildRequestHead();
@@ -325,6 +334,12 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       this.flags.push('BL');
       this.abandonUpstream();
       this.fail(sluiceError('SLUICE_ERR_BODY_TOO_LARGE', `over ${limit} bytes`), true);
+      return;
+    }
+    const sink = this.bodySink;
+    if (sink !== null) {
+      if (isLast) this.reqDone = true;
+      sink(n > 0 ? Buffer.copyBytesFrom(new Uint8Array(ab)) : null, isLast);
       return;
     }
     if (n > 0) {
@@ -611,6 +626,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     // The keep-alive reuse race: a reused connection failed before any response byte.
     if (!this.gotResponseBytes && conn.uses > 0 && this.replayBytes >= 0 && this.attempts === 1) {
       this.flags.push('RR');
+      this.endTry('reused-connection-failed');
       try {
         this.attempt(true);
       } catch (e) {
@@ -648,6 +664,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (this.done) return;
     this.done = true;
     this.disarm();
+    this.endTry('');
     const c = this.conn;
     this.conn = null;
     this.releaseHost();
@@ -681,6 +698,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (this.done) return;
     this.done = true;
     this.disarm();
+    this.endTry(err.code);
     this.abandonUpstream();
     if (!this.aborted) {
       if (!this.headSent) {
@@ -707,6 +725,27 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       }
     }
     this.finish(err);
+  }
+
+  get requestIdHeader(): string {
+    return this.env.config.proxy.requestIdHeader;
+  }
+
+  /** RequestCtx.setBodySink: a phase takes the request body instead of an upstream. */
+  setBodySink(sink: (chunk: Buffer | null, isLast: boolean) => void): void {
+    this.bodySink = sink;
+    if (this.reqDone) sink(null, true);
+  }
+
+  /** Closes the running attempt's record (request events). */
+  private endTry(outcome: string): void {
+    const t = this.tries;
+    if (t === null) return;
+    const last = t[t.length - 1];
+    if (last !== undefined && last.ms === -1) {
+      last.ms = Math.round((performance.now() - this.startedAt - last.at) * 1000) / 1000;
+      last.outcome = outcome;
+    }
   }
 
   /** RequestCtx.respond: a direct answer from a phase (route actions, denials). */

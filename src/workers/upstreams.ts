@@ -4,7 +4,9 @@
  * group and address stay, so warm keep-alive connections are not thrown away.
  */
 import type { Balance, PoolConfig, SluiceConfig, UpstreamTimeouts } from '../shared/config';
-import { buildSelector, type BalancedHost, type Selector } from './balancer';
+import { jsNative } from '../shared/native';
+import type { Session } from '../shared/phases';
+import { buildSelector, ConsistentHash, type BalancedHost, type Selector } from './balancer';
 import { HostPool } from './pool';
 
 export interface GroupHost extends BalancedHost {
@@ -12,25 +14,79 @@ export interface GroupHost extends BalancedHost {
   readonly pool: HostPool;
 }
 
+/** Reads the hash key of a request; '' when the request has none. */
+export type KeyExtractor = (s: Session) => string;
+
+function headerOf(s: Session, name: string): string {
+  const hs = s.headers;
+  for (let i = 0; i < hs.length; i += 2) if (hs[i] === name) return hs[i + 1] as string;
+  return '';
+}
+
+function cookieOf(s: Session, name: string): string {
+  const hs = s.headers;
+  for (let i = 0; i < hs.length; i += 2) {
+    if (hs[i] !== 'cookie') continue;
+    for (const part of (hs[i + 1] as string).split(';')) {
+      const eq = part.indexOf('=');
+      if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    }
+  }
+  return '';
+}
+
+/** Compiles `header:x-user+cookie:sid+client_ip+path` once per config. */
+export function compileHashKey(expr: string): KeyExtractor {
+  const parts: KeyExtractor[] = expr.split('+').map((p): KeyExtractor => {
+    if (p.startsWith('header:')) {
+      const n = p.slice(7).toLowerCase();
+      return (s) => headerOf(s, n);
+    }
+    if (p.startsWith('cookie:')) {
+      const n = p.slice(7);
+      return (s) => cookieOf(s, n);
+    }
+    if (p === 'client_ip') return (s) => s.clientAddress;
+    return (s) => s.path;
+  });
+  if (parts.length === 1) return parts[0] as KeyExtractor;
+  return (s) => {
+    let k = '';
+    let any = false;
+    for (const f of parts) {
+      const v = f(s);
+      if (v !== '') any = true;
+      k += `${v}\n`;
+    }
+    return any ? k : '';
+  };
+}
+
 export class UpstreamGroup {
   private readonly selector: Selector;
+  private readonly keyOf: KeyExtractor | null;
 
   constructor(
     readonly name: string,
     readonly balance: Balance,
     readonly hosts: readonly GroupHost[],
     readonly timeouts: UpstreamTimeouts,
+    hashKey?: string,
+    hashBalanceFactor = 0,
   ) {
-    this.selector = buildSelector(balance, hosts);
+    this.selector = buildSelector(balance, hosts, { ids: hosts.map((h) => h.address), factor: hashBalanceFactor });
+    this.keyOf = hashKey === undefined ? null : compileHashKey(hashKey);
   }
 
   /** A host not in `tried`, or null when every host was tried. */
-  pick(tried: readonly string[]): GroupHost | null {
+  pick(tried: readonly string[], session: Session): GroupHost | null {
     const hs = this.hosts;
-    const i =
-      tried.length === 0
-        ? this.selector.pick(null)
-        : this.selector.pick((k) => !tried.includes((hs[k] as GroupHost).address));
+    const accept = tried.length === 0 ? null : (k: number): boolean => !tried.includes((hs[k] as GroupHost).address);
+    let i: number;
+    const sel = this.selector;
+    const key = this.keyOf === null ? '' : this.keyOf(session);
+    if (key !== '' && sel instanceof ConsistentHash) i = sel.pickHash(jsNative.hashKey(key) >>> 0, accept);
+    else i = sel.pick(accept);
     return i === -1 ? null : (hs[i] as GroupHost);
   }
 }
@@ -66,7 +122,7 @@ export class Upstreams {
         // Hosts listed twice in one group share the pool but count as separate entries.
         hosts.push({ address: h.address, weight: h.weight, active: 0, pool });
       }
-      groups.set(name, new UpstreamGroup(name, u.balance, hosts, timeouts));
+      groups.set(name, new UpstreamGroup(name, u.balance, hosts, timeouts, u.hashKey, u.hashBalanceFactor));
     }
     if (previous !== null) {
       for (const [key, pool] of previous.pools) if (!pools.has(key)) pool.close();

@@ -32,7 +32,7 @@ describe('configuration errors', () => {
     );
     const r = await runSluice(['--config', path]);
     assert.equal(r.code, 2);
-    for (const needle of ['workers must be >= 0', 'listen.port must be <= 65535', 'upstreams.app.hosts[0].address must be host:port', 'routes[1].match.path must set exactly one of prefix, exact, regex', 'routes[1].action.type must be one of proxy, split, redirect, respond']) {
+    for (const needle of ['workers must be >= 0', 'listen.port must be <= 65535', 'upstreams.app.hosts[0].address must be host:port', 'routes[1].match.path must set exactly one of prefix, exact, regex', 'routes[1].action.type must be one of proxy, split, redirect, kafka, respond']) {
       assert.ok(r.stderr.includes(needle), `missing "${needle}" in:\n${r.stderr}`);
     }
   });

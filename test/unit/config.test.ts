@@ -70,7 +70,7 @@ describe('buildConfig: defaults', () => {
   });
 
   test('upstream defaults: balance round_robin, weight 1, no pool/timeout overrides', () => {
-    assert.deepEqual(cfg.upstreams, { app: { balance: 'round_robin', hosts: [{ address: '127.0.0.1:9001', weight: 1 }] } });
+    assert.deepEqual(cfg.upstreams, { app: { balance: 'round_robin', hashBalanceFactor: 1.25, hosts: [{ address: '127.0.0.1:9001', weight: 1 }] } });
   });
 
   test('route defaults: empty match; redirect and respond defaults', () => {
@@ -125,7 +125,7 @@ describe('buildConfig: defaults', () => {
       ],
     };
     const c = buildConfig(raw);
-    assert.deepEqual(c.upstreams.app, { ...raw.upstreams.app, hosts: [{ address: '[::1]:80', weight: 3 }, { address: 'backend.internal:8443', weight: 1 }] });
+    assert.deepEqual(c.upstreams.app, { ...raw.upstreams.app, hashBalanceFactor: 1.25, hosts: [{ address: '[::1]:80', weight: 3 }, { address: 'backend.internal:8443', weight: 1 }] });
     assert.deepEqual(c.routes[0], raw.routes[0]);
   });
 });
@@ -133,7 +133,7 @@ describe('buildConfig: defaults', () => {
 describe('buildConfig: schema errors name the option path', () => {
   const cases: [string, (c: Raw) => void, string[]][] = [
     ['unknown top-level key', (c) => (c.wrokers = 1), [
-      'wrokers is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, upstreams, routes)',
+      'wrokers is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, kafka, events, upstreams, routes)',
     ]],
     ['unknown nested key', (c) => (c.listen = { prot: 1 }), ['listen.prot is not a known option (known here: host, port)']],
     ['unknown key in a route', (c) => ((c.routes as Raw[])[0] = { name: 'd', action: proxyTo('app'), math: {} }), [
@@ -153,7 +153,7 @@ describe('buildConfig: schema errors name the option path', () => {
     ['enum', (c) => (c.log = { level: 'verbose' }), ['log.level must be one of debug, info, warn, error, got "verbose"']],
     ['boolean', (c) => (c.log = { access: 'yes' }), ['log.access must be true or false, got "yes"']],
     ['balance enum', (c) => ((c.upstreams as Raw).app = { balance: 'ip_hash', hosts: [{ address: 'a:1' }] }), [
-      'upstreams.app.balance must be one of round_robin, least_request, random, got "ip_hash"',
+      'upstreams.app.balance must be one of round_robin, least_request, random, ketama, maglev, got "ip_hash"',
     ]],
     ['weight 0', (c) => ((c.upstreams as Raw).app = { hosts: [{ address: 'a:1', weight: 0 }] }), ['upstreams.app.hosts[0].weight must be >= 1, got 0']],
     ['no hosts', (c) => ((c.upstreams as Raw).app = { hosts: [] }), ['upstreams.app.hosts must have at least 1 item(s)']],
@@ -168,7 +168,7 @@ describe('buildConfig: schema errors name the option path', () => {
     ]],
     ['action missing', (c) => (c.routes = [{ name: 'r' }]), ['routes[0].action is required']],
     ['action type', (c) => (c.routes = [{ name: 'r', action: { type: 'forward' } }]), [
-      'routes[0].action.type must be one of proxy, split, redirect, respond, got "forward"',
+      'routes[0].action.type must be one of proxy, split, redirect, kafka, respond, got "forward"',
     ]],
     ['path none of', (c) => (c.routes = [{ name: 'r', match: { path: {} }, action: proxyTo('app') }]), [
       'routes[0].match.path must set exactly one of prefix, exact, regex',
@@ -308,7 +308,7 @@ describe('buildConfig: schema errors name the option path', () => {
     'an action type naming an Object.prototype member is a ConfigError, not a TypeError',
     () => {
       assert.deepEqual(issuesOf(withRoutes({ name: 'r', action: { type: 'constructor' } })), [
-        'routes[0].action.type must be one of proxy, split, redirect, respond, got "constructor"',
+        'routes[0].action.type must be one of proxy, split, redirect, kafka, respond, got "constructor"',
       ]);
     },
   );
@@ -317,7 +317,7 @@ describe('buildConfig: schema errors name the option path', () => {
     'an unknown key named like an Object.prototype member is reported',
     () => {
       assert.deepEqual(issuesOf({ ...minimal(), toString: 1 }), [
-        'toString is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, upstreams, routes)',
+        'toString is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, kafka, events, upstreams, routes)',
       ]);
     },
   );
@@ -491,16 +491,19 @@ describe('buildConfig: environment overrides', () => {
   });
 
   test('ENV_VARS: every variable applies to the path it names', () => {
+    // SLUICE_KAFKA_* have cross-field rules of their own (test/unit/kafka-config.test.ts).
+    const samples: Record<string, string> = { SLUICE_LISTEN_HOST: '127.0.0.1', SLUICE_EVENTS_KEY: 'client+header:x-user' };
     for (const v of ENV_VARS) {
+      if (v.path[0] === 'kafka') continue;
       const s = v.schema;
       let text: string;
       let want: unknown;
       if (s.kind === 'boolean') [text, want] = [String(!s.default), !s.default];
       else if (s.kind === 'integer' || s.kind === 'number') {
-        const n = Math.max(s.min ?? 0, 2);
+        const n = s.max !== undefined && s.max < 2 ? s.max : Math.max(s.min ?? 0, 2);
         [text, want] = [String(n), n];
       } else if (s.kind === 'string') {
-        const t = s.enum?.find((e) => e !== s.default) ?? (v.name === 'SLUICE_LISTEN_HOST' ? '127.0.0.1' : 'x-env-test');
+        const t = s.enum?.find((e) => e !== s.default) ?? samples[v.name] ?? 'x-env-test';
         [text, want] = [t, t];
       } else assert.fail(`${v.name} is not a leaf`);
       const c = buildConfig(minimal(), 'x', { [v.name]: text }) as unknown as Raw;

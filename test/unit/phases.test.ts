@@ -29,6 +29,7 @@ function session(): Session {
     attempts: 0,
     bytesIn: 0,
     bytesOut: 0,
+    tries: null,
   };
 }
 

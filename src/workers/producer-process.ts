@@ -1,0 +1,1324 @@
+/**
+ * The Kafka producer process: the one place in Sluice that runs the Kafka client. A child
+ * process forked by the primary's ProducerSupervisor (never a worker thread: the client's
+ * addon aborts the whole process there, confluent-kafka-javascript issue #258).
+ *
+ * It listens on a Unix socket (one connection per HTTP worker's KafkaLink), decodes frames
+ * (src/shared/kafka-frames.ts), produces with the callback `Producer` API and sends each
+ * delivery report back on the connection that asked for it. docs/kafka.md describes the
+ * protocol, the semantics and every counter.
+ *
+ * - Start-up: validates the config, listens, says `ready` over IPC, then connects to Kafka in
+ *   a retry loop with back-off. It runs without a broker: records wait (bounded by the queue
+ *   limits, failed after message.timeout.ms) and STATUS says the broker is down.
+ * - Backpressure: produce() throwing ERR__QUEUE_FULL answers that record at once with -184
+ *   (counted as queueFull); nothing here waits or grows without bound.
+ * - Partitioning: librdkafka's partitioner, or jump consistent hash of the key's xxh3 over the
+ *   topic's partition count (src/shared/kafka-partition.ts), counts cached from metadata.
+ * - Transactions: a second, transactional producer (`sluice-<instance>-txn`) runs one
+ *   PRODUCE_TXN batch at a time: begin, produce all, commit; abort on any error.
+ * - Shutdown (SIGTERM or the supervisor's message): stop accepting links, let open links
+ *   finish (bounded), flush within flushTimeoutMs, report per link what was delivered, failed
+ *   or left undelivered, exit 0.
+ *
+ * Must never: crash on a record (a bad frame closes that link only), block the event loop,
+ * wait on a full queue, or log record contents.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import {
+  Producer,
+  type DeliveryReport,
+  type LibrdKafkaError,
+  type Metadata,
+  type ProducerGlobalConfig,
+} from '@confluentinc/kafka-javascript';
+
+import {
+  buildKafkaConfig,
+  librdkafkaConfig,
+  redactedLibrdkafkaConfig,
+  transactionalId,
+  type KafkaConfig,
+  type LibrdkafkaConfig,
+} from '../shared/kafka-config';
+import {
+  DecodedRecord,
+  FRAME,
+  FrameError,
+  FrameReader,
+  FrameWriter,
+  KERR,
+  PROTOCOL_VERSION,
+  ProducerStatus,
+  decodeHello,
+  decodeProduce,
+  decodeProduceTxn,
+  type DecodedHeader,
+} from '../shared/kafka-frames';
+import {
+  PRODUCER_INIT_ENV,
+  type ConnectionShutdownReport,
+  type LibrdkafkaStatsSummary,
+  type PollMode,
+  type ProducerInit,
+  type ProducerShutdownReport,
+  type ProducerStats,
+  type ProducerToSupervisor,
+  type SupervisorToProducer,
+} from '../shared/kafka-messages';
+import { jumpConsistentHash, keyHasher } from '../shared/kafka-partition';
+import { createLogger, type Logger } from '../shared/log';
+import { assertNever } from '../shared/messages';
+
+const TWO_32 = 4294967296;
+/** Transactional opaque = job sequence * 2^21 + record index (MAX_TXN_RECORDS < 2^21). */
+const TXN_INDEX_SPAN = 2097152;
+const CONNECT_TIMEOUT_MS = 5000;
+const METADATA_TIMEOUT_MS = 5000;
+const PARTITION_COUNT_TTL_MS = 60000;
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5000;
+/** Records waiting for a topic's partition count, over all topics. */
+const MAX_META_WAITING = 10000;
+/** A link that stops reading its reports is cut past this many unsent bytes. */
+const MAX_LINK_OUTPUT_BYTES = 64 * 1024 * 1024;
+const STATS_IPC_INTERVAL_MS = 1000;
+const DEFAULT_STATUS_INTERVAL_MS = 250;
+const POLL_INTERVAL_MS = 50;
+
+// ---------------------------------------------------------------- small helpers
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves true once `pred()` holds, false after `timeoutMs` (checked every `stepMs`). */
+async function waitFor(pred: () => boolean, timeoutMs: number, stepMs = 10): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() >= end) return false;
+    await sleep(Math.min(stepMs, Math.max(1, end - Date.now())));
+  }
+  return true;
+}
+
+function backoff(attempt: number): number {
+  const base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt, 10));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+function errCode(e: unknown): number {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'number' ? c : KERR.STATE;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String((e as { message?: unknown } | null)?.message ?? e);
+}
+
+/** A librdkafka callback as a promise. */
+function call(fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+function copyBuf(b: Buffer | null): Buffer | null {
+  return b === null ? null : Buffer.from(b);
+}
+
+function copyHeaders(h: DecodedHeader[] | null): DecodedHeader[] | null {
+  if (h === null) return null;
+  return h.map((o) => {
+    const name = Object.keys(o)[0] as string;
+    return { [name]: Buffer.from(o[name] as Buffer) };
+  });
+}
+
+/** A record kept past its frame (waiting for Kafka or for metadata, or in a transaction). */
+interface HeldRecord {
+  readonly connNo: number;
+  readonly id: number;
+  readonly topic: string;
+  readonly partition: number;
+  readonly hashKey: boolean;
+  readonly timestamp: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: DecodedHeader[] | null;
+  readonly bytes: number;
+  /** Date.now() when taken: a record still waiting after message.timeout.ms fails. */
+  readonly at: number;
+}
+
+/** The fields of a record that `hold` copies (a DecodedRecord, or the same fields loose). */
+type RecordFields = Pick<DecodedRecord, 'id' | 'topic' | 'partition' | 'hashKey' | 'timestamp' | 'key' | 'value' | 'headers' | 'bytes'>;
+
+function hold(connNo: number, r: RecordFields, at: number): HeldRecord {
+  return {
+    connNo,
+    id: r.id,
+    topic: r.topic,
+    partition: r.partition,
+    hashKey: r.hashKey,
+    timestamp: r.timestamp,
+    key: copyBuf(r.key),
+    value: copyBuf(r.value),
+    headers: copyHeaders(r.headers),
+    bytes: r.bytes,
+    at,
+  };
+}
+
+/** A FIFO with O(1) shift (records waiting for Kafka keep their order). */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(v: T): void {
+    this.items.push(v);
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+}
+
+/** One HTTP worker's link. */
+interface Conn {
+  readonly no: number;
+  readonly sock: net.Socket;
+  readonly reader: FrameReader;
+  readonly writer: FrameWriter;
+  workerId: number;
+  hello: boolean;
+  received: number;
+  delivered: number;
+  failed: number;
+  ffDelivered: number;
+  ffFailed: number;
+  /** Records taken on this link without a final outcome yet. */
+  pending: number;
+  pendingTxn: number;
+  /** The link sent EOF: finish once nothing is pending. */
+  readEnded: boolean;
+  finished: boolean;
+  dirty: boolean;
+}
+
+interface TxnJob {
+  readonly connNo: number;
+  readonly id: number;
+  readonly records: HeldRecord[];
+  readonly at: number;
+}
+
+interface TxnInFlight {
+  readonly seq: number;
+  readonly n: number;
+  got: number;
+  firstErr: number;
+  firstErrMsg: string;
+  readonly partitions: Int32Array;
+  readonly offsets: Float64Array;
+}
+
+// ---------------------------------------------------------------- the service
+
+export class ProducerService {
+  private readonly cfg: KafkaConfig;
+  private readonly conf: LibrdkafkaConfig;
+  private readonly log: Logger;
+  private readonly server: net.Server;
+  private readonly conns = new Map<number, Conn>();
+  private nextConnNo = 1;
+  private readonly rec = new DecodedRecord();
+  private readonly status = new ProducerStatus();
+  private readonly hashKey = keyHasher().hashKey;
+  private readonly pollMode: PollMode;
+  private readonly statusIntervalMs: number;
+
+  private producer: Producer | null = null;
+  private kafkaConnected = false;
+  private brokerUp = false;
+  private probing = false;
+  private lastStats: LibrdkafkaStatsSummary | null = null;
+
+  // Counters (docs/kafka.md, "Loss accounting").
+  private received = 0;
+  private delivered = 0;
+  private failed = 0;
+  private queueFull = 0;
+  private queued = 0;
+  private queuedBytes = 0;
+  private ratePerSec = 0;
+  private rateDelivered = 0;
+  private rateAt = Date.now();
+  private txnCommitted = 0;
+  private txnAborted = 0;
+
+  /** Records taken before the Kafka client connected (FIFO; failed after message.timeout.ms). */
+  private readonly waiting = new Fifo<HeldRecord>();
+  private waitingBytes = 0;
+  /** Partition counts for consistent hashing, and records waiting for one. */
+  private readonly partitionCounts = new Map<string, { count: number; at: number }>();
+  private readonly metaWaiting = new Map<string, HeldRecord[]>();
+  private metaWaitingCount = 0;
+  private readonly metaInFlight = new Set<string>();
+
+  // Transactions.
+  private txnProducer: Producer | null = null;
+  private txnReady = false;
+  private txnStarting = false;
+  private readonly txnQueue = new Fifo<TxnJob>();
+  private txnBusy = false;
+  private txnSeq = 0;
+  private txnCurrent: TxnInFlight | null = null;
+
+  private readonly dirty: Conn[] = [];
+  private flushScheduled = false;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private readingPaused = false;
+  private shutdownPromise: Promise<ProducerShutdownReport> | null = null;
+  private readonly errorLogAt = new Map<number, number>();
+
+  constructor(
+    cfg: KafkaConfig,
+    private readonly socketPath: string,
+    log: Logger,
+    opts: { pollMode?: PollMode; statusIntervalMs?: number } = {},
+  ) {
+    this.cfg = cfg;
+    this.conf = librdkafkaConfig(cfg);
+    this.log = log;
+    this.pollMode = opts.pollMode ?? 'background';
+    this.statusIntervalMs = opts.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
+    this.server = net.createServer({ allowHalfOpen: true }, (sock) => this.onConnection(sock));
+    this.server.on('error', (e) => this.log.error('producer socket server error', { err: e }));
+  }
+
+  /** Checks the librdkafka properties (the client refuses unknown or bad ones) without connecting. */
+  validateClientConfig(): void {
+    new Producer({ ...this.conf, dr_cb: true } as ProducerGlobalConfig);
+    if (this.cfg.transactions) new Producer(this.txnConf() as ProducerGlobalConfig);
+  }
+
+  /** Listens on the socket (replacing a stale socket file); Kafka is connected afterwards. */
+  async listen(): Promise<void> {
+    await removeStaleSocket(this.socketPath);
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e);
+      this.server.once('error', onErr);
+      this.server.listen(this.socketPath, () => {
+        this.server.off('error', onErr);
+        resolve();
+      });
+    });
+    try {
+      fs.chmodSync(this.socketPath, 0o600);
+    } catch {
+      // The directory's permissions still apply.
+    }
+    this.statusTimer = setInterval(() => this.tick(), this.statusIntervalMs);
+    this.statsTimer = setInterval(() => this.sendStats(), STATS_IPC_INTERVAL_MS);
+    this.statsTimer.unref();
+    this.log.info('producer listening', { socket: this.socketPath, librdkafka: redactedLibrdkafkaConfig(this.conf), pollMode: this.pollMode });
+  }
+
+  /** Connects to Kafka in the background (retrying with back-off until shutdown). */
+  startKafka(): void {
+    void this.connectLoop();
+    if (this.cfg.transactions) void this.startTxnProducer();
+  }
+
+  // ------------------------------------------------------------ Kafka client
+
+  private newProducer(conf: LibrdkafkaConfig, onDelivery: (err: LibrdKafkaError | null, r: DeliveryReport) => void, name: string): Producer {
+    const p = new Producer({ ...conf, dr_cb: true } as ProducerGlobalConfig);
+    p.on('delivery-report', onDelivery);
+    p.on('event.error', (e) => this.onClientError(e, name));
+    p.on('event.stats', (ev: unknown) => this.onStats(ev));
+    return p;
+  }
+
+  private async connectClient(p: Producer): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      p.connect({ allTopics: false, timeout: CONNECT_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve()));
+    });
+    if (this.pollMode === 'background') p.setPollInBackground(true);
+    else p.setPollInterval(POLL_INTERVAL_MS);
+  }
+
+  private async connectLoop(): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      const p = this.newProducer(this.conf, this.onDelivery, 'producer');
+      try {
+        await this.connectClient(p);
+      } catch (e) {
+        const inMs = Math.min(2000, backoff(attempt));
+        (attempt === 0 ? this.log.warn : this.log.debug).call(this.log, 'cannot reach Kafka; retrying', {
+          brokers: this.cfg.brokers,
+          attempt: attempt + 1,
+          inMs,
+          code: errCode(e),
+          reason: errText(e),
+        });
+        await sleep(inMs);
+        continue;
+      }
+      if (this.stopping && this.queued === 0) {
+        p.disconnect(() => undefined);
+        return;
+      }
+      this.producer = p;
+      this.kafkaConnected = true;
+      this.log.info('connected to Kafka', { brokers: this.cfg.brokers, attempts: attempt + 1 });
+      this.setBrokerUp(true);
+      this.drainWaiting();
+      return;
+    }
+  }
+
+  private setBrokerUp(up: boolean): void {
+    if (this.brokerUp === up) return;
+    this.brokerUp = up;
+    this.log[up ? 'info' : 'warn'](up ? 'Kafka broker reachable' : 'Kafka broker unreachable', { brokers: this.cfg.brokers });
+    this.broadcastStatus();
+    if (!up) void this.probe();
+  }
+
+  /** While the broker is down: a metadata request every second; the first answer means up. */
+  private async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      while (!this.brokerUp && !this.stopping) {
+        const p = this.producer;
+        if (p === null) break;
+        const ok = await new Promise<boolean>((resolve) => {
+          try {
+            p.getMetadata({ allTopics: false, timeout: 2000 }, (err: LibrdKafkaError | null) => resolve(!err));
+          } catch {
+            resolve(false);
+          }
+        });
+        if (ok) this.setBrokerUp(true);
+        else await sleep(1000);
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private onClientError(e: LibrdKafkaError, name: string): void {
+    if (e.code === KERR.ALL_BROKERS_DOWN && this.kafkaConnected) this.setBrokerUp(false);
+    // One line per code per 10 s: a dead broker makes librdkafka repeat itself.
+    const now = Date.now();
+    const last = this.errorLogAt.get(e.code) ?? 0;
+    if (now - last < 10000) return;
+    this.errorLogAt.set(e.code, now);
+    this.log.warn('Kafka client error', { client: name, code: e.code, reason: e.message, fatal: e.isFatal === true });
+  }
+
+  private onStats(ev: unknown): void {
+    const text = (ev as { message?: unknown } | null)?.message;
+    if (typeof text !== 'string') return;
+    try {
+      this.lastStats = summarizeStats(JSON.parse(text) as RdStats);
+    } catch (e) {
+      this.log.debug('unreadable librdkafka statistics', { err: e });
+      return;
+    }
+    if (this.kafkaConnected && this.lastStats.brokers > 0) this.setBrokerUp(this.lastStats.brokersUp > 0);
+  }
+
+  // ------------------------------------------------------------ links
+
+  private onConnection(sock: net.Socket): void {
+    if (this.stopping) {
+      sock.destroy();
+      return;
+    }
+    let no = this.nextConnNo;
+    while (this.conns.has(no)) no = no >= 1 << 20 ? 1 : no + 1;
+    this.nextConnNo = no >= 1 << 20 ? 1 : no + 1;
+    const conn: Conn = {
+      no,
+      sock,
+      reader: new FrameReader((type, buf, s, e) => this.onFrame(conn, type, buf, s, e)),
+      writer: new FrameWriter(16 * 1024),
+      workerId: -1,
+      hello: false,
+      received: 0,
+      delivered: 0,
+      failed: 0,
+      ffDelivered: 0,
+      ffFailed: 0,
+      pending: 0,
+      pendingTxn: 0,
+      readEnded: false,
+      finished: false,
+      dirty: false,
+    };
+    this.conns.set(no, conn);
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        conn.reader.push(chunk);
+      } catch (e) {
+        this.log.warn('bad frame from a link; closing it', { worker: conn.workerId, err: e });
+        sock.destroy();
+      }
+    });
+    sock.on('end', () => {
+      conn.readEnded = true;
+      this.maybeFinish(conn);
+    });
+    sock.on('error', (e) => this.log.debug('link socket error', { worker: conn.workerId, err: e }));
+    sock.on('close', () => {
+      this.conns.delete(no);
+      if (conn.pending > 0 || conn.pendingTxn > 0) {
+        this.log.warn('link closed with records in flight (their outcome is unknown to the worker)', {
+          worker: conn.workerId,
+          pending: conn.pending + conn.pendingTxn,
+        });
+      }
+    });
+    if (this.readingPaused) sock.pause();
+    this.sendStatus(conn);
+  }
+
+  private onFrame(conn: Conn, type: number, buf: Buffer, s: number, e: number): void {
+    if (!conn.hello && type !== FRAME.HELLO) throw new FrameError(`frame type ${type} before HELLO`);
+    switch (type) {
+      case FRAME.HELLO: {
+        const h = decodeHello(buf, s, e);
+        if (h.version !== PROTOCOL_VERSION) throw new FrameError(`protocol version ${h.version}, expected ${PROTOCOL_VERSION}`);
+        conn.hello = true;
+        conn.workerId = h.workerId;
+        this.log.debug('link connected', { worker: h.workerId });
+        return;
+      }
+      case FRAME.PRODUCE:
+        decodeProduce(buf, s, e, this.rec);
+        this.take(conn, this.rec);
+        return;
+      case FRAME.PRODUCE_TXN:
+        this.takeTxn(conn, buf, s, e);
+        return;
+      default:
+        throw new FrameError(`unexpected frame type ${type}`);
+    }
+  }
+
+  private markDirty(conn: Conn): void {
+    if (conn.dirty) return;
+    conn.dirty = true;
+    this.dirty.push(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushLinks);
+    }
+  }
+
+  private readonly flushLinks = (): void => {
+    this.flushScheduled = false;
+    for (let i = 0; i < this.dirty.length; i++) this.flushLink(this.dirty[i] as Conn);
+    this.dirty.length = 0;
+  };
+
+  private flushLink(conn: Conn): void {
+    conn.dirty = false;
+    if (conn.writer.len === 0) return;
+    if (conn.sock.destroyed || !conn.sock.writable) {
+      conn.writer.truncate(0);
+      return;
+    }
+    conn.sock.write(conn.writer.takeCopy());
+    if (conn.sock.writableLength > MAX_LINK_OUTPUT_BYTES) {
+      this.log.error('a link is not reading its delivery reports; closing it', { worker: conn.workerId, unsent: conn.sock.writableLength });
+      conn.sock.destroy();
+    }
+  }
+
+  private fillStatus(conn: Conn | null, final: boolean): ProducerStatus {
+    const s = this.status;
+    s.brokerUp = this.brokerUp;
+    s.kafkaConnected = this.kafkaConnected;
+    s.txnReady = this.txnReady;
+    s.shuttingDown = this.stopping;
+    s.final = final;
+    s.queueMessages = this.queued;
+    s.queueBytes = Math.max(0, this.queuedBytes);
+    s.queueMaxMessages = this.cfg.queueMaxMessages;
+    s.queueMaxBytes = this.cfg.queueMaxKBytes * 1024;
+    s.delivered = this.delivered;
+    s.failed = this.failed;
+    s.queueFull = this.queueFull;
+    s.deliveredPerSec = this.ratePerSec;
+    s.connReceived = conn?.received ?? 0;
+    s.connFfDelivered = conn?.ffDelivered ?? 0;
+    s.connFfFailed = conn?.ffFailed ?? 0;
+    return s;
+  }
+
+  private sendStatus(conn: Conn, final = false): void {
+    if (conn.finished) return;
+    conn.writer.status(this.fillStatus(conn, final));
+    this.markDirty(conn);
+  }
+
+  private broadcastStatus(): void {
+    for (const c of this.conns.values()) this.sendStatus(c);
+  }
+
+  /** The link sent EOF and nothing of it is pending: final STATUS, then close our side. */
+  private maybeFinish(conn: Conn): void {
+    if (conn.finished || !conn.readEnded || conn.pending > 0 || conn.pendingTxn > 0) return;
+    this.finish(conn);
+  }
+
+  private finish(conn: Conn): void {
+    if (conn.finished) return;
+    this.sendStatus(conn, true);
+    conn.finished = true;
+    this.flushLink(conn);
+    conn.sock.end();
+  }
+
+  /** STATUS to every link, the delivery rate, and expiry of records waiting too long. */
+  private tick(): void {
+    const now = Date.now();
+    const dt = (now - this.rateAt) / 1000;
+    if (dt > 0) {
+      const inst = (this.delivered - this.rateDelivered) / dt;
+      this.ratePerSec = this.ratePerSec === 0 ? inst : this.ratePerSec * 0.7 + inst * 0.3;
+      this.rateDelivered = this.delivered;
+      this.rateAt = now;
+    }
+    this.expireWaiting(now);
+    this.broadcastStatus();
+  }
+
+  private sendStats(): void {
+    if (typeof process.send !== 'function' || !process.connected) return;
+    send({ type: 'stats', stats: this.stats() });
+  }
+
+  stats(): ProducerStats {
+    return {
+      at: Date.now(),
+      pid: process.pid,
+      kafkaConnected: this.kafkaConnected,
+      brokerUp: this.brokerUp,
+      txnReady: this.txnReady,
+      connections: this.conns.size,
+      received: this.received,
+      delivered: this.delivered,
+      failed: this.failed,
+      queueFull: this.queueFull,
+      queueMessages: this.queued,
+      queueBytes: Math.max(0, this.queuedBytes),
+      deliveredPerSec: Math.round(this.ratePerSec),
+      txnCommitted: this.txnCommitted,
+      txnAborted: this.txnAborted,
+      librdkafka: this.lastStats,
+    };
+  }
+
+  // ------------------------------------------------------------ records
+
+  /** A PRODUCE record: counted as taken, then produced, held, or refused at once. */
+  private take(conn: Conn, r: DecodedRecord): void {
+    conn.received++;
+    this.received++;
+    conn.pending++;
+    this.queued++;
+    this.queuedBytes += r.bytes;
+    if (this.producer === null || this.waiting.length > 0) {
+      const cap = this.cfg.queueMaxMessages;
+      if (this.waiting.length >= cap || this.waitingBytes + r.bytes > this.cfg.queueMaxKBytes * 1024) {
+        this.queueFull++;
+        this.outcome(conn.no, r.id, KERR.QUEUE_FULL, -1, -1, 'Local: Queue full (waiting for Kafka)', r.bytes);
+        return;
+      }
+      this.waiting.push(hold(conn.no, r, Date.now()));
+      this.waitingBytes += r.bytes;
+      return;
+    }
+    this.dispatch(conn.no, r.id, r.topic, r.partition, r.hashKey, r.key, r.value, r.timestamp, r.headers, r.bytes, null);
+  }
+
+  /** Chooses the partition (hash partitioning may need metadata first) and produces. */
+  private dispatch(
+    connNo: number,
+    id: number,
+    topic: string,
+    partition: number,
+    hashKey: boolean,
+    key: Buffer | null,
+    value: Buffer | null,
+    timestamp: number,
+    headers: DecodedHeader[] | null,
+    bytes: number,
+    held: HeldRecord | null,
+  ): void {
+    let part = partition;
+    if (part < 0 && hashKey && key !== null) {
+      const known = this.partitionCounts.get(topic);
+      const waiting = this.metaWaiting.get(topic);
+      if (known === undefined || waiting !== undefined) {
+        // Unknown count (or records of this topic already waiting): keep the topic's order.
+        if (this.metaWaitingCount >= MAX_META_WAITING) {
+          this.queueFull++;
+          this.outcome(connNo, id, KERR.QUEUE_FULL, -1, -1, 'Local: Queue full (waiting for topic metadata)', bytes);
+          return;
+        }
+        const h = held ?? hold(connNo, { id, topic, partition, hashKey, key, value, timestamp, headers, bytes }, Date.now());
+        if (waiting === undefined) this.metaWaiting.set(topic, [h]);
+        else waiting.push(h);
+        this.metaWaitingCount++;
+        this.fetchPartitionCount(topic);
+        return;
+      }
+      if (Date.now() - known.at > PARTITION_COUNT_TTL_MS) this.fetchPartitionCount(topic);
+      part = jumpConsistentHash(this.hashKey(key), known.count);
+    }
+    this.produceNow(connNo, id, topic, part, key, value, timestamp, headers, bytes);
+  }
+
+  private produceNow(
+    connNo: number,
+    id: number,
+    topic: string,
+    partition: number,
+    key: Buffer | null,
+    value: Buffer | null,
+    timestamp: number,
+    headers: DecodedHeader[] | null,
+    bytes: number,
+  ): void {
+    const p = this.producer as Producer;
+    try {
+      p.produce(topic, partition, value, key, timestamp, connNo * TWO_32 + id, headers ?? undefined);
+    } catch (e) {
+      const code = errCode(e);
+      if (code === KERR.QUEUE_FULL) this.queueFull++;
+      this.outcome(connNo, id, code, partition, -1, errText(e), bytes);
+    }
+  }
+
+  private readonly onDelivery = (err: LibrdKafkaError | null, r: DeliveryReport): void => {
+    const op = r.opaque as number;
+    const connNo = Math.floor(op / TWO_32);
+    const id = op - connNo * TWO_32;
+    const bytes = r.size + (r.key == null ? 0 : r.key.length);
+    if (err) {
+      if (err.code === KERR.UNKNOWN_PARTITION) this.partitionCounts.delete(r.topic);
+      this.outcome(connNo, id, err.code, r.partition, -1, err.message, bytes);
+    } else {
+      if (!this.brokerUp) this.setBrokerUp(true);
+      this.outcome(connNo, id, 0, r.partition, r.offset, '', bytes);
+    }
+  };
+
+  /** The one place a taken record's outcome is counted and (for id != 0) reported. */
+  private outcome(connNo: number, id: number, err: number, partition: number, offset: number, message: string, bytes: number): void {
+    this.queued--;
+    this.queuedBytes -= bytes;
+    if (err === 0) this.delivered++;
+    else this.failed++;
+    const conn = this.conns.get(connNo);
+    if (conn === undefined) return; // the link is gone: its worker counts the record as unknown
+    conn.pending--;
+    if (err === 0) conn.delivered++;
+    else conn.failed++;
+    if (id === 0) {
+      if (err === 0) conn.ffDelivered++;
+      else conn.ffFailed++;
+    } else if (!conn.finished) {
+      conn.writer.report(id, err, partition, offset, message);
+      this.markDirty(conn);
+    }
+    if (conn.readEnded) this.maybeFinish(conn);
+  }
+
+  private drainWaiting(): void {
+    while (this.waiting.length > 0) {
+      const h = this.waiting.shift() as HeldRecord;
+      this.waitingBytes -= h.bytes;
+      this.dispatch(h.connNo, h.id, h.topic, h.partition, h.hashKey, h.key, h.value, h.timestamp, h.headers, h.bytes, h);
+    }
+  }
+
+  /** Records that waited (for Kafka or metadata) longer than message.timeout.ms fail. */
+  private expireWaiting(now: number): void {
+    const limit = this.cfg.messageTimeoutMs;
+    for (let h = this.waiting.peek(); h !== undefined && now - h.at >= limit; h = this.waiting.peek()) {
+      this.waiting.shift();
+      this.waitingBytes -= h.bytes;
+      this.outcome(h.connNo, h.id, KERR.MSG_TIMED_OUT, -1, -1, 'Local: Message timed out (no connection to Kafka)', h.bytes);
+    }
+    for (const [topic, list] of this.metaWaiting) {
+      let n = 0;
+      while (n < list.length && now - (list[n] as HeldRecord).at >= limit) n++;
+      if (n === 0) continue;
+      for (const h of list.splice(0, n)) {
+        this.metaWaitingCount--;
+        this.outcome(h.connNo, h.id, KERR.MSG_TIMED_OUT, -1, -1, `Local: Message timed out (no partition count for topic ${topic})`, h.bytes);
+      }
+      if (list.length === 0) this.metaWaiting.delete(topic);
+    }
+    // Transactions waiting for a transactional producer that cannot start (broker down).
+    if (!this.txnBusy) {
+      for (let job = this.txnQueue.peek(); job !== undefined && now - job.at >= limit; job = this.txnQueue.peek()) {
+        this.txnQueue.shift();
+        this.failed += job.records.length;
+        const conn = this.conns.get(job.connNo);
+        if (conn === undefined) continue;
+        conn.pendingTxn--;
+        conn.failed += job.records.length;
+        if (job.id !== 0 && !conn.finished) {
+          conn.writer.txnReport(job.id, KERR.MSG_TIMED_OUT, 'Local: Message timed out (the transactional producer is not ready)', [], []);
+          this.markDirty(conn);
+        }
+        if (conn.readEnded) this.maybeFinish(conn);
+      }
+    }
+  }
+
+  /** Fetches a topic's partition count (one request per topic at a time); retries while records wait. */
+  private fetchPartitionCount(topic: string): void {
+    if (this.metaInFlight.has(topic)) return;
+    const p = this.producer;
+    if (p === null) return;
+    this.metaInFlight.add(topic);
+    const done = (err: LibrdKafkaError | null, md: Metadata | undefined): void => {
+      this.metaInFlight.delete(topic);
+      const t = err ? undefined : md?.topics.find((x) => x.name === topic);
+      const count = t?.partitions.length ?? 0;
+      if (count > 0) this.partitionCounts.set(topic, { count, at: Date.now() });
+      const list = this.metaWaiting.get(topic);
+      if (list === undefined) return;
+      if (count === 0) {
+        // Not known yet (broker down, or a topic being auto-created): the records keep waiting
+        // until message.timeout.ms; ask again shortly.
+        if (err) this.log.debug('no metadata for topic; retrying', { topic, code: err.code, reason: err.message });
+        setTimeout(() => {
+          if (this.metaWaiting.has(topic)) this.fetchPartitionCount(topic);
+        }, 250).unref();
+        return;
+      }
+      this.metaWaiting.delete(topic);
+      this.metaWaitingCount -= list.length;
+      for (const h of list) this.dispatch(h.connNo, h.id, h.topic, h.partition, h.hashKey, h.key, h.value, h.timestamp, h.headers, h.bytes, h);
+    };
+    try {
+      p.getMetadata({ topic, allTopics: false, timeout: METADATA_TIMEOUT_MS }, done);
+    } catch (e) {
+      this.metaInFlight.delete(topic);
+      this.log.debug('metadata request failed', { topic, err: e });
+    }
+  }
+
+  /** Promise form for transactions: the partition count of `topic`, bounded. */
+  private async partitionCount(topic: string, deadline: number): Promise<number> {
+    for (;;) {
+      const known = this.partitionCounts.get(topic);
+      if (known !== undefined) return known.count;
+      const p = this.producer ?? this.txnProducer;
+      if (p !== null) {
+        const count = await new Promise<number>((resolve) => {
+          try {
+            p.getMetadata({ topic, allTopics: false, timeout: METADATA_TIMEOUT_MS }, (err: LibrdKafkaError | null, md?: Metadata) => {
+              resolve(err ? 0 : (md?.topics.find((x) => x.name === topic)?.partitions.length ?? 0));
+            });
+          } catch {
+            resolve(0);
+          }
+        });
+        if (count > 0) {
+          this.partitionCounts.set(topic, { count, at: Date.now() });
+          return count;
+        }
+      }
+      if (Date.now() >= deadline) return 0;
+      await sleep(250);
+    }
+  }
+
+  // ------------------------------------------------------------ transactions
+
+  private txnConf(): LibrdkafkaConfig {
+    return {
+      ...this.conf,
+      'transactional.id': transactionalId(this.cfg, os.hostname()),
+      'transaction.timeout.ms': this.cfg.transactionTimeoutMs,
+      'enable.idempotence': true,
+      acks: 'all',
+      'max.in.flight.requests.per.connection': 5,
+    };
+  }
+
+  private async startTxnProducer(): Promise<void> {
+    if (this.txnStarting) return;
+    this.txnStarting = true;
+    try {
+      for (let attempt = 0; !this.stopping; attempt++) {
+        const p = this.newProducer(this.txnConf(), this.onTxnDelivery, 'txn-producer');
+        try {
+          await this.connectClient(p);
+          await call((cb) => p.initTransactions(Math.max(CONNECT_TIMEOUT_MS, 10000), cb));
+        } catch (e) {
+          try {
+            if (p.isConnected()) p.disconnect(() => undefined);
+          } catch {
+            // already gone
+          }
+          const inMs = backoff(attempt);
+          (attempt === 0 ? this.log.warn : this.log.debug).call(this.log, 'transactional producer not ready; retrying', {
+            attempt: attempt + 1,
+            inMs,
+            code: errCode(e),
+            reason: errText(e),
+          });
+          await sleep(inMs);
+          continue;
+        }
+        this.txnProducer = p;
+        this.txnReady = true;
+        this.log.info('transactional producer ready', { transactionalId: this.txnConf()['transactional.id'] });
+        this.broadcastStatus();
+        void this.runTxns();
+        return;
+      }
+    } finally {
+      this.txnStarting = false;
+    }
+  }
+
+  private takeTxn(conn: Conn, buf: Buffer, s: number, e: number): void {
+    const records: HeldRecord[] = [];
+    const now = Date.now();
+    const id = decodeProduceTxn(buf, s, e, this.rec, (r) => {
+      records.push(hold(conn.no, r, now));
+    });
+    conn.received += records.length;
+    this.received += records.length;
+    if (!this.cfg.transactions) {
+      this.failed += records.length;
+      conn.failed += records.length;
+      conn.writer.txnReport(id, KERR.TXN_DISABLED, 'transactions are off (kafka.transactions)', [], []);
+      this.markDirty(conn);
+      return;
+    }
+    conn.pendingTxn++;
+    this.txnQueue.push({ connNo: conn.no, id, records, at: now });
+    void this.runTxns();
+  }
+
+  private async runTxns(): Promise<void> {
+    if (this.txnBusy || !this.txnReady) return;
+    this.txnBusy = true;
+    try {
+      for (let job = this.txnQueue.shift(); job !== undefined; job = this.txnQueue.shift()) {
+        await this.runTxn(job);
+        if (!this.txnReady) break;
+      }
+    } finally {
+      this.txnBusy = false;
+    }
+  }
+
+  private async runTxn(job: TxnJob): Promise<void> {
+    const p = this.txnProducer as Producer;
+    const n = job.records.length;
+    const cur: TxnInFlight = {
+      seq: ++this.txnSeq,
+      n,
+      got: 0,
+      firstErr: 0,
+      firstErrMsg: '',
+      partitions: new Int32Array(n).fill(-1),
+      offsets: new Float64Array(n).fill(-1),
+    };
+    const timeout = this.cfg.transactionTimeoutMs;
+    let err = 0;
+    let msg = '';
+    let begun = false;
+    try {
+      if (Date.now() - job.at > this.cfg.messageTimeoutMs) throw Object.assign(new Error('Local: Message timed out (waited for the transactional producer)'), { code: KERR.MSG_TIMED_OUT });
+      const parts = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const r = job.records[i] as HeldRecord;
+        parts[i] = r.partition;
+        if (r.partition < 0 && r.hashKey && r.key !== null) {
+          const count = await this.partitionCount(r.topic, job.at + this.cfg.messageTimeoutMs);
+          if (count === 0) throw Object.assign(new Error(`no partition count for topic ${r.topic}`), { code: KERR.UNKNOWN_TOPIC_OR_PART });
+          parts[i] = jumpConsistentHash(this.hashKey(r.key), count);
+        }
+      }
+      this.txnCurrent = cur;
+      await call((cb) => p.beginTransaction(cb));
+      begun = true;
+      for (let i = 0; i < n; i++) {
+        const r = job.records[i] as HeldRecord;
+        p.produce(r.topic, parts[i] as number, r.value, r.key, r.timestamp, cur.seq * TXN_INDEX_SPAN + i, r.headers ?? undefined);
+      }
+      await call((cb) => p.commitTransaction(timeout, cb));
+      // The commit waited for every delivery; their reports may still be on their way to JS.
+      await waitFor(() => cur.got === n, 5000);
+      if (cur.firstErr !== 0) throw Object.assign(new Error(cur.firstErrMsg), { code: cur.firstErr });
+    } catch (e) {
+      err = errCode(e);
+      if (err === 0) err = KERR.STATE;
+      msg = errText(e);
+      if (begun) {
+        try {
+          await call((cb) => p.abortTransaction(timeout, cb));
+        } catch (ae) {
+          this.log.error('aborting a transaction failed; restarting the transactional producer', { code: errCode(ae), reason: errText(ae) });
+          this.restartTxnProducer();
+        }
+      }
+      if ((e as LibrdKafkaError).isFatal === true) this.restartTxnProducer();
+    } finally {
+      this.txnCurrent = null;
+    }
+    if (err === 0) {
+      this.txnCommitted++;
+      this.delivered += n;
+    } else {
+      this.txnAborted++;
+      this.failed += n;
+      this.log.debug('transaction aborted', { records: n, code: err, reason: msg });
+    }
+    const conn = this.conns.get(job.connNo);
+    if (conn === undefined) return;
+    conn.pendingTxn--;
+    if (err === 0) conn.delivered += n;
+    else conn.failed += n;
+    if (job.id !== 0 && !conn.finished) {
+      conn.writer.txnReport(job.id, err, msg, cur.partitions, cur.offsets);
+      this.markDirty(conn);
+    }
+    if (conn.readEnded) this.maybeFinish(conn);
+  }
+
+  private readonly onTxnDelivery = (err: LibrdKafkaError | null, r: DeliveryReport): void => {
+    const cur = this.txnCurrent;
+    const op = r.opaque as number;
+    const seq = Math.floor(op / TXN_INDEX_SPAN);
+    if (cur === null || seq !== cur.seq) return; // a report of an aborted, finished transaction
+    const i = op - seq * TXN_INDEX_SPAN;
+    cur.got++;
+    if (err) {
+      if (cur.firstErr === 0) {
+        cur.firstErr = err.code;
+        cur.firstErrMsg = err.message;
+      }
+    } else {
+      cur.partitions[i] = r.partition;
+      cur.offsets[i] = r.offset;
+    }
+  };
+
+  private restartTxnProducer(): void {
+    const p = this.txnProducer;
+    this.txnProducer = null;
+    this.txnReady = false;
+    if (p !== null) {
+      try {
+        p.disconnect(5000, () => undefined);
+      } catch {
+        // already gone
+      }
+    }
+    if (!this.stopping) void this.startTxnProducer();
+  }
+
+  // ------------------------------------------------------------ shutdown
+
+  /** Idempotent: the first call's report. */
+  shutdown(reason: string, waitForLinksMs: number): Promise<ProducerShutdownReport> {
+    if (this.shutdownPromise === null) this.shutdownPromise = this.doShutdown(reason, waitForLinksMs);
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(reason: string, waitForLinksMs: number): Promise<ProducerShutdownReport> {
+    this.stopping = true;
+    const t0 = Date.now();
+    this.log.info('producer shutting down', { reason, links: this.conns.size, queued: this.queued, waitForLinksMs, flushTimeoutMs: this.cfg.flushTimeoutMs });
+    this.server.close();
+    this.broadcastStatus();
+    // 1. Links still open may hand over records (draining workers); they end when done.
+    await waitFor(() => this.conns.size === 0, waitForLinksMs, 20);
+    // 2. Deliver what was taken, within flushTimeoutMs.
+    const flushStart = Date.now();
+    const flushEnd = flushStart + this.cfg.flushTimeoutMs;
+    await waitFor(() => this.producer !== null || this.queued === 0, this.cfg.flushTimeoutMs, 20);
+    const p = this.producer;
+    if (p !== null) {
+      const remaining = Math.max(0, flushEnd - Date.now());
+      await new Promise<void>((resolve) => {
+        try {
+          p.flush(remaining, () => resolve());
+        } catch {
+          resolve();
+        }
+      });
+    }
+    await waitFor(() => (this.queued === 0 || this.waiting.length + this.metaWaitingCount === this.queued) && !this.txnBusy, Math.max(0, flushEnd - Date.now()) + 500, 5);
+    const flushMs = Date.now() - flushStart;
+    // 3. Take nothing more. Held records never reached librdkafka: they fail.
+    this.readingPaused = true;
+    for (const c of this.conns.values()) c.sock.pause();
+    for (let h = this.waiting.shift(); h !== undefined; h = this.waiting.shift()) {
+      this.waitingBytes -= h.bytes;
+      this.outcome(h.connNo, h.id, KERR.PRODUCER_SHUTTING_DOWN, -1, -1, 'not produced: the producer shut down before Kafka was reachable', h.bytes);
+    }
+    for (const [, list] of this.metaWaiting) {
+      for (const h of list) this.outcome(h.connNo, h.id, KERR.PRODUCER_SHUTTING_DOWN, -1, -1, 'not produced: the producer shut down waiting for metadata', h.bytes);
+    }
+    this.metaWaiting.clear();
+    this.metaWaitingCount = 0;
+    for (let job = this.txnQueue.shift(); job !== undefined; job = this.txnQueue.shift()) {
+      const conn = this.conns.get(job.connNo);
+      this.failed += job.records.length;
+      if (conn !== undefined) {
+        conn.pendingTxn--;
+        conn.failed += job.records.length;
+        if (job.id !== 0) conn.writer.txnReport(job.id, KERR.PRODUCER_SHUTTING_DOWN, 'not produced: the producer shut down', [], []);
+      }
+    }
+    // 4. Per-link accounting, final STATUS, close.
+    const connections: ConnectionShutdownReport[] = [];
+    for (const c of this.conns.values()) {
+      connections.push({ workerId: c.workerId, received: c.received, delivered: c.delivered, failed: c.failed, undelivered: c.pending + c.pendingTxn });
+      this.finish(c);
+    }
+    const report: ProducerShutdownReport = {
+      reason,
+      delivered: this.delivered,
+      failed: this.failed,
+      undelivered: this.queued,
+      flushMs,
+      flushTimedOut: this.queued > 0,
+      connections,
+    };
+    (report.undelivered > 0 ? this.log.warn : this.log.info).call(this.log, 'producer flushed', {
+      ...report,
+      connections: undefined,
+      totalMs: Date.now() - t0,
+    });
+    for (const c of connections) {
+      this.log.info('link accounting at shutdown', { worker: c.workerId, received: c.received, delivered: c.delivered, failed: c.failed, undelivered: c.undelivered });
+    }
+    if (this.statusTimer !== null) clearInterval(this.statusTimer);
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    // 5. Let the client go (bounded: librdkafka may wait for in-flight requests).
+    await Promise.all(
+      [this.producer, this.txnProducer].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c === null || !c.isConnected()) return resolve();
+            const t = setTimeout(resolve, 3000);
+            try {
+              c.disconnect(0, () => {
+                clearTimeout(t);
+                resolve();
+              });
+            } catch {
+              clearTimeout(t);
+              resolve();
+            }
+          }),
+      ),
+    );
+    return report;
+  }
+}
+
+// ---------------------------------------------------------------- librdkafka statistics
+
+/** The parts of librdkafka's statistics JSON that Sluice reads (STATISTICS.md). */
+interface RdWindow {
+  avg?: number;
+}
+interface RdStats {
+  ts?: number;
+  time?: number;
+  msg_cnt?: number;
+  msg_size?: number;
+  msg_max?: number;
+  msg_size_max?: number;
+  tx?: number;
+  txmsgs?: number;
+  txmsg_bytes?: number;
+  brokers?: Record<string, { nodeid?: number; state?: string; txerrs?: number; rtt?: RdWindow; int_latency?: RdWindow; outbuf_latency?: RdWindow }>;
+  topics?: Record<string, { batchsize?: RdWindow; batchcnt?: RdWindow }>;
+}
+
+function mean(xs: number[]): number {
+  return xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+export function summarizeStats(j: RdStats): LibrdkafkaStatsSummary {
+  const brokers = Object.values(j.brokers ?? {}).filter((b) => (b.nodeid ?? -1) >= 0);
+  const topics = Object.values(j.topics ?? {});
+  const us = (xs: (RdWindow | undefined)[]): number => Math.round(mean(xs.map((w) => w?.avg ?? 0)) / 10) / 100;
+  return {
+    at: j.time !== undefined ? j.time * 1000 : Date.now(),
+    msgCount: j.msg_cnt ?? 0,
+    msgBytes: j.msg_size ?? 0,
+    msgMax: j.msg_max ?? 0,
+    msgBytesMax: j.msg_size_max ?? 0,
+    txMessages: j.txmsgs ?? 0,
+    txMessageBytes: j.txmsg_bytes ?? 0,
+    txRequests: j.tx ?? 0,
+    txErrors: brokers.reduce((a, b) => a + (b.txerrs ?? 0), 0),
+    brokersUp: brokers.filter((b) => b.state === 'UP').length,
+    brokers: brokers.length,
+    rttAvgMs: us(brokers.map((b) => b.rtt)),
+    queueLatencyAvgMs: us(brokers.map((b) => b.int_latency)),
+    outbufLatencyAvgMs: us(brokers.map((b) => b.outbuf_latency)),
+    batchBytesAvg: Math.round(mean(topics.map((t) => t.batchsize?.avg ?? 0))),
+    batchCountAvg: Math.round(mean(topics.map((t) => t.batchcnt?.avg ?? 0))),
+  };
+}
+
+// ---------------------------------------------------------------- socket file
+
+/**
+ * A socket file left by a dead producer is removed; a live one (something answers) or a path
+ * that is not a socket is an error: never delete what is not ours.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = net.connect(path);
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 500);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+  if (alive) throw new Error(`another producer is listening on ${path}`);
+  fs.unlinkSync(path);
+}
+
+// ---------------------------------------------------------------- process main
+
+function send(msg: ProducerToSupervisor, cb?: () => void): void {
+  if (typeof process.send !== 'function' || !process.connected) {
+    cb?.();
+    return;
+  }
+  process.send(msg, undefined, undefined, () => cb?.());
+}
+
+function readInit(): ProducerInit {
+  const raw = process.env[PRODUCER_INIT_ENV];
+  delete process.env[PRODUCER_INIT_ENV];
+  if (raw === undefined || raw === '') throw new Error(`${PRODUCER_INIT_ENV} is not set (the producer process is started by the primary)`);
+  const init = JSON.parse(raw) as ProducerInit;
+  if (typeof init.socketPath !== 'string' || init.socketPath === '') throw new Error('init.socketPath is missing');
+  return init;
+}
+
+function main(): void {
+  let log: Logger = createLogger('info', { proc: 'kafka-producer', pid: process.pid });
+  const fatal = (message: string): void => {
+    log.error('producer failed to start', { reason: message });
+    send({ type: 'fatal', message }, () => process.exit(2));
+    setTimeout(() => process.exit(2), 1000).unref();
+  };
+  let init: ProducerInit;
+  let cfg: KafkaConfig;
+  try {
+    init = readInit();
+    log = createLogger(init.logLevel ?? 'info', { proc: 'kafka-producer', pid: process.pid });
+    const built = buildKafkaConfig(init.config, {}, 'kafka');
+    if (built.config === undefined) throw new Error(`invalid kafka config:\n${built.issues.map((i) => `  ${i.path} ${i.message}`).join('\n')}`);
+    cfg = built.config;
+  } catch (e) {
+    fatal(errText(e));
+    return;
+  }
+  const svc = new ProducerService(cfg, init.socketPath, log, {
+    ...(init.pollMode !== undefined ? { pollMode: init.pollMode } : {}),
+    ...(init.statusIntervalMs !== undefined ? { statusIntervalMs: init.statusIntervalMs } : {}),
+  });
+  try {
+    svc.validateClientConfig();
+  } catch (e) {
+    fatal(`librdkafka refused the configuration: ${errText(e)}`);
+    return;
+  }
+
+  let exiting = false;
+  const stop = (reason: string, waitForLinksMs: number): void => {
+    void svc.shutdown(reason, waitForLinksMs).then((report) => {
+      if (exiting) return;
+      exiting = true;
+      send({ type: 'shutdown-report', report }, () => process.exit(0));
+      setTimeout(() => process.exit(0), 1000).unref();
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM', init.sigtermWaitMs));
+  // Ctrl-C in a terminal reaches the whole process group: the primary decides when we stop.
+  process.on('SIGINT', () => {
+    if (!process.connected) stop('SIGINT', init.sigtermWaitMs);
+  });
+  process.on('message', (m: SupervisorToProducer) => {
+    switch (m.type) {
+      case 'shutdown':
+        stop(m.reason, m.waitForLinksMs);
+        break;
+      default:
+        assertNever(m.type);
+    }
+  });
+  // The primary is gone (crash, SIGKILL): its workers went with it; flush and leave.
+  process.on('disconnect', () => stop('the primary exited', 0));
+  process.on('uncaughtException', (e) => {
+    log.error('producer crashed', { err: e, stack: e.stack });
+    process.exit(1);
+  });
+
+  svc
+    .listen()
+    .then(() => {
+      send({ type: 'ready', pid: process.pid, socketPath: init.socketPath });
+      svc.startKafka();
+    })
+    .catch((e: unknown) => fatal(errText(e)));
+}
+
+if (require.main === module) main();
