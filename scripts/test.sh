@@ -17,9 +17,18 @@ npx tsc -p tsconfig.json --noEmit || fail=1
 step "native core (cargo test)"
 (cd native && cargo test --quiet -p sluice-core) || fail=1
 
+step "Kafka broker jars (Maven Central, cached outside the repo)"
+bash scripts/kafka.sh fetch || fail=1
+
 step "unit and integration tests (node --test)"
+# Integration tests boot the real Sluice process, real upstream sockets and a real Kafka
+# broker of their own (127.0.0.1:29092, see test/kafka-helpers.ts); files run one at a time.
 mapfile -t files < <(ls dist/test/unit/*.test.js dist/test/integration/*.test.js dist/test/regress/*.test.js 2>/dev/null)
 node --test --test-concurrency=1 "${files[@]}" || fail=1
+
+# The test broker is ours: stop it (data stays in the cache dir for the next run).
+SLUICE_KAFKA_PORT=29092 SLUICE_KAFKA_CONTROLLER_PORT=29093 SLUICE_KAFKA_DATA_DIR="${SLUICE_CACHE_DIR:-$HOME/.cache/sluice}/kafka-data-it" \
+  bash scripts/kafka.sh stop >/dev/null 2>&1 || true
 
 if [ "$fail" -ne 0 ]; then
   printf '\nSOME CHECKS FAILED\n'
