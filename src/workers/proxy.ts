@@ -20,7 +20,8 @@ import type { Logger } from '../shared/log';
 import type { Peer, Pipeline, ResponseHead, Session, TryRecord } from '../shared/phases';
 import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
-import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, parseResponseHead, responseHasNoBody, type ParsedHead } from './http1';
+import { loadNative } from '../shared/native';
+import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, parseResponseHead, parseResponseHeadNative, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
 import type { CompiledRoute, Router } from './router';
 import type { GroupHost, UpstreamGroup, Upstreams } from './upstreams';
@@ -56,6 +57,15 @@ export interface RequestCtx extends KafkaRouteHost {
 }
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
+
+/**
+ * Response-head parsing: the native addon's parser (one call per head, offsets back), or the
+ * JS reference with SLUICE_NATIVE_HEAD=0 (the bench compares the two on the whole proxy).
+ */
+const nativeParse = process.env.SLUICE_NATIVE_HEAD === '0' ? null : loadNative().parseResponseHead;
+function parseHead(buf: Buffer, start: number, end: number): ParsedHead | typeof HEAD_INCOMPLETE | string {
+  return nativeParse === null ? parseResponseHead(buf, start, end, MAX_RESPONSE_HEAD) : parseResponseHeadNative(nativeParse, buf, start, end, MAX_RESPONSE_HEAD);
+}
 
 const enum BodyMode {
   None = 0,
@@ -433,7 +443,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
 
   private onHeadBytes(conn: Conn, buf: Buffer, start: number): void {
     for (;;) {
-      const r = parseResponseHead(buf, start, buf.length, MAX_RESPONSE_HEAD);
+      const r = parseHead(buf, start, buf.length);
       if (r === HEAD_INCOMPLETE) {
         conn.pending = start === 0 ? buf : buf.subarray(start);
         return;

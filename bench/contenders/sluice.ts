@@ -1,0 +1,118 @@
+/**
+ * Sluice as a bench contender: its config for each scenario and its capability check.
+ *
+ * This is the one module to extend when Sluice gains a feature a scenario needs:
+ *  - `supports(scenario)` says whether Sluice can run the scenario; a later scenario
+ *    (`scenario.later`) is reported "not yet available" until it returns true;
+ *  - `buildConfig()` returns the config file's content for the scenario.
+ * Sluice runs as `node dist/src/main/index.js --config FILE` from the repo root, with
+ * `SLUICE_WORKERS` set to its worker count.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { KEY_HEADER, type Scenario, type ScenarioName } from '../scenarios';
+import { startProcess } from './process';
+import type { Contender, Endpoint, RunningContender, StartContext } from './types';
+
+/** Scenarios Sluice can run today. Add a later one here once its config below is real. */
+const SUPPORTED: ReadonlySet<ScenarioName> = new Set<ScenarioName>([
+  'small-get',
+  '16k',
+  '1m',
+  'post-64k',
+  'conn-1000',
+  'consistent-hash',
+  'kafka-events',
+  'kafka-produce-async',
+  'kafka-produce-sync',
+]);
+
+export function supports(scenario: Scenario): boolean {
+  return SUPPORTED.has(scenario.name);
+}
+
+export interface SluiceConfigInput {
+  readonly scenario: Scenario;
+  readonly listen: Endpoint;
+  readonly upstreams: readonly Endpoint[];
+  readonly workers: number;
+  /** A free port, should the config need one more listener (the admin server, say). */
+  readonly sparePort: number;
+}
+
+/** The config file for one scenario (written as JSON). */
+export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
+  const { scenario } = input;
+  const hosts = input.upstreams.map((u) => ({ address: `${u.host}:${u.port}` }));
+  const upstream: Record<string, unknown> = { balance: 'round_robin', hosts };
+  const route: Record<string, unknown> = {
+    name: 'all',
+    match: { path: { prefix: '/' } },
+    action: { type: 'proxy', upstream: 'app' },
+  };
+  const extra: Record<string, unknown> = {};
+  const routes: Record<string, unknown>[] = [route];
+  switch (scenario.name) {
+    case 'consistent-hash':
+      upstream.balance = 'ketama';
+      upstream.hashKey = `header:${KEY_HEADER}`;
+      break;
+    case 'kafka-events':
+      // The local broker (scripts/kafka.sh, 127.0.0.1:19092), zstd via the throughput profile.
+      extra.events = { enabled: true, topic: 'sluice.bench.events', key: 'route' };
+      break;
+    case 'kafka-produce-async':
+    case 'kafka-produce-sync':
+      routes.unshift({
+        name: 'produce',
+        match: { path: { exact: scenario.path }, methods: ['POST'] },
+        action: { type: 'kafka', topic: 'sluice.bench.produce', format: 'raw', mode: scenario.name === 'kafka-produce-sync' ? 'sync' : 'async' },
+      });
+      break;
+    default:
+      break;
+  }
+  return {
+    workers: input.workers,
+    listen: { host: input.listen.host, port: input.listen.port },
+    upstreams: { app: upstream },
+    routes,
+    ...extra,
+  };
+}
+
+async function start(name: string, ctx: StartContext, workers: number): Promise<RunningContender> {
+  const main = path.join(ctx.root, 'dist', 'src', 'main', 'index.js');
+  if (!fs.existsSync(main)) throw new Error(`${name}: Sluice is not built (${path.relative(ctx.root, main)} is missing)`);
+  const configFile = path.join(ctx.workDir, 'sluice.json');
+  const config = buildConfig({
+    scenario: ctx.scenario,
+    listen: ctx.listen,
+    upstreams: ctx.upstreams,
+    workers,
+    sparePort: ctx.sparePort,
+  });
+  fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  return startProcess(name, ctx, {
+    cmd: process.execPath,
+    args: [main, '--config', configFile],
+    cwd: ctx.root,
+    env: { ...process.env, SLUICE_WORKERS: String(workers) },
+  });
+}
+
+export const sluice1w: Contender = {
+  name: 'sluice-1w',
+  description: 'Sluice, 1 worker thread (SLUICE_WORKERS=1)',
+  pinning: 'proxy',
+  supports,
+  start: (ctx) => start('sluice-1w', ctx, 1),
+};
+
+export const sluiceAll: Contender = {
+  name: 'sluice',
+  description: 'Sluice, one worker thread per CPU of its set (SLUICE_WORKERS=<CPUs>)',
+  pinning: 'all',
+  supports,
+  start: (ctx) => start('sluice', ctx, ctx.cpuCount),
+};

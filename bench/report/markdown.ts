@@ -1,0 +1,236 @@
+/** The Markdown report: machine, versions, command, one table per scenario, a plain verdict. */
+import { NOISY_OTHER_PCT } from '../lib/noise';
+import type { SystemInfo } from '../lib/sysinfo';
+import type { BenchSettings, ScenarioOutcome, SummaryRow } from './model';
+
+const SATURATED_PCT = 95;
+const NOISY_PCT = NOISY_OTHER_PCT;
+
+function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function fmtMs(us: number): string {
+  if (!Number.isFinite(us)) return '—';
+  const ms = us / 1000;
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+
+function fmt(n: number | null, digits: number, suffix = ''): string {
+  return n === null || !Number.isFinite(n) ? '—' : `${n.toFixed(digits)}${suffix}`;
+}
+
+/** CPU numbers of a taskset list (`0`, `0,1`, `0-3`). */
+export function cpuList(spec: string): string[] {
+  const out: string[] = [];
+  for (const part of spec.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    if (a === undefined || Number.isNaN(a)) continue;
+    for (let c = a; c <= (b ?? a); c++) out.push(String(c));
+  }
+  return out;
+}
+
+/**
+ * Whether the load side (load generator + upstream) was the limit of a run: together they
+ * used nearly all of the load CPUs, or the load CPUs were fully busy without anyone else
+ * competing (an all-CPU proxy shares them, so its rows can only be caught the second way).
+ */
+export function loadSaturated(row: SummaryRow, loadCpus: readonly string[]): boolean {
+  if (loadCpus.length === 0) return false;
+  const loadSide = (row.loadgenCpuPct ?? 0) + row.upstreamCpuPct;
+  if (loadSide >= 0.9 * 100 * loadCpus.length) return true;
+  return loadCpus.every((c) => (row.cpuBusy[c] ?? 0) >= SATURATED_PCT) && (row.otherCpuPct ?? 0) <= NOISY_PCT;
+}
+
+function noisy(row: SummaryRow): boolean {
+  return (row.otherCpuPct ?? 0) > NOISY_PCT;
+}
+
+function table(rows: readonly SummaryRow[], settings: BenchSettings): string {
+  const cpus = Object.keys(rows[0]?.cpuBusy ?? {}).sort((a, b) => Number(a) - Number(b));
+  const loadCpus = cpuList(settings.loadCpus);
+  const head = [
+    'contender',
+    'load gen',
+    'req/s',
+    'spread',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'errors / non-2xx',
+    'proxy CPU µs/req',
+    'proxy CPU %',
+    'peak RSS MiB',
+    'req/s vs nginx',
+    'CPU/req vs nginx',
+    'load gen CPU %',
+    `CPU busy % (${cpus.map((c) => `cpu${c}`).join(' / ')}) (of which irq)`,
+    'other CPU %',
+    'upstream CPU µs/req',
+  ];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_h, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`];
+  for (const r of rows) {
+    const ratio = (x: number | null): string => (x === null ? '—' : `${x.toFixed(2)}×${r.vsNginx === 'nginx' || r.vsNginx === null ? '' : ` (${r.vsNginx})`}`);
+    const busy =
+      cpus.map((c) => (r.cpuBusy[c] ?? 0).toFixed(0)).join(' / ') +
+      ` (${cpus.map((c) => (r.cpuIrq[c] ?? 0).toFixed(0)).join(' / ')})` +
+      (loadSaturated(r, loadCpus) ? ' ⚠' : '');
+    lines.push(
+      `| ${[
+        r.contender,
+        r.loadgen,
+        fmtInt(r.rps),
+        `±${(r.rpsSpreadPct / 2).toFixed(1)}%`,
+        fmtMs(r.p50Us),
+        fmtMs(r.p99Us),
+        fmtMs(r.maxUs),
+        `${r.errors} / ${r.non2xx}`,
+        fmt(r.proxyCpuUsPerReq, 1),
+        fmt(r.proxyCpuPct, 0),
+        fmt(r.peakRssMiB, 1),
+        r.contender === r.vsNginx ? '1.00×' : ratio(r.rpsVsNginx),
+        r.contender === r.vsNginx ? '1.00×' : ratio(r.cpuVsNginx),
+        fmt(r.loadgenCpuPct, 0),
+        busy,
+        r.otherCpuPct === null ? '—' : `${r.otherCpuPct.toFixed(0)}${r.otherCpuPct > NOISY_PCT ? ' ⚠' : ''}`,
+        fmt(r.upstreamCpuUsPerReq, 1),
+      ].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const SLUICE_ROWS = ['sluice-1w', 'sluice'];
+
+/** The plain statement: where Sluice is behind nginx, row by row, or why it cannot be said. */
+export function verdict(outcomes: readonly ScenarioOutcome[], settings: BenchSettings): string[] {
+  const out: string[] = [];
+  const loadCpus = cpuList(settings.loadCpus);
+  for (const o of outcomes) {
+    if (o.notAvailable) continue;
+    for (const name of SLUICE_ROWS) {
+      const st = o.contenders.find((c) => c.name === name);
+      if (!st || st.state === 'not-in-scenario') continue;
+      if (st.state === 'failed') {
+        out.push(`- **${o.scenario}**, ${name}: did not run (${(st.error ?? 'unknown error').split('\n')[0]}); nothing to compare.`);
+        continue;
+      }
+      for (const r of o.rows.filter((x) => x.contender === name)) {
+        const ref = o.rows.find((x) => x.contender === r.vsNginx && x.loadgen === r.loadgen);
+        if (!ref) {
+          out.push(`- **${o.scenario}**, ${name} (${r.loadgen}): no nginx row in this run to compare with.`);
+          continue;
+        }
+        const behind: string[] = [];
+        const ahead: string[] = [];
+        const rpsRatio = r.rpsVsNginx ?? 1;
+        const rpsText = `${fmtInt(r.rps)} vs ${fmtInt(ref.rps)} req/s (${rpsRatio.toFixed(2)}×)`;
+        (rpsRatio < 0.97 ? behind : ahead).push(rpsText);
+        if (r.cpuVsNginx !== null) {
+          const t = `${fmt(r.proxyCpuUsPerReq, 1)} vs ${fmt(ref.proxyCpuUsPerReq, 1)} µs CPU per request (${r.cpuVsNginx.toFixed(2)}×)`;
+          (r.cpuVsNginx > 1.03 ? behind : ahead).push(t);
+        }
+        const p99Ratio = ref.p99Us > 0 ? r.p99Us / ref.p99Us : 1;
+        if (p99Ratio > 1.1) behind.push(`p99 ${fmtMs(r.p99Us)} vs ${fmtMs(ref.p99Us)} ms`);
+        if (r.peakRssMiB !== null && ref.peakRssMiB !== null && r.peakRssMiB > ref.peakRssMiB * 1.1) {
+          behind.push(`peak RSS ${r.peakRssMiB.toFixed(0)} vs ${ref.peakRssMiB.toFixed(0)} MiB`);
+        }
+        if (r.errors + r.non2xx > ref.errors + ref.non2xx) behind.push(`${r.errors} errors / ${r.non2xx} non-2xx vs ${ref.errors} / ${ref.non2xx}`);
+        const against = r.vsNginx === 'nginx' && r.pinning === 'all' ? 'nginx (1 worker, 1 CPU: not a like-for-like pair)' : (r.vsNginx ?? 'nginx');
+        const caveats: string[] = [];
+        if (loadSaturated(r, loadCpus) && loadSaturated(ref, loadCpus)) caveats.push('the load side was the limit in both runs, so compare CPU per request rather than req/s');
+        if (noisy(r) || noisy(ref)) caveats.push(`noisy: other processes used ${fmt(r.otherCpuPct, 0)}% / ${fmt(ref.otherCpuPct, 0)}% of a CPU`);
+        const capped = caveats.length > 0 ? ` (${caveats.join('; ')})` : '';
+        out.push(
+          behind.length > 0
+            ? `- **${o.scenario}**, ${name} vs ${against} (${r.loadgen}): **behind** on ${behind.join('; ')}${ahead.length > 0 ? `; not behind on ${ahead.join('; ')}` : ''}${capped}.`
+            : `- **${o.scenario}**, ${name} vs ${against} (${r.loadgen}): not behind (${ahead.join('; ')})${capped}.`,
+        );
+      }
+    }
+  }
+  if (out.length === 0) out.push('- Sluice was not part of this run, so nothing can be said about it.');
+  return out;
+}
+
+export function renderMarkdown(
+  name: string,
+  sys: SystemInfo,
+  settings: BenchSettings,
+  outcomes: readonly ScenarioOutcome[],
+  svgFile: string | null,
+  rawFile: string,
+): string {
+  const md: string[] = [];
+  md.push(`# Sluice bench: ${name}, ${sys.date.slice(0, 10)}`, '');
+  md.push('```', settings.command, '```', '');
+  md.push('## Machine and software', '');
+  md.push(`- Date: ${sys.date}; host ${sys.hostname}; git ${sys.git}`);
+  md.push(`- CPUs: nproc ${sys.nproc}; ${sys.lscpu || sys.cpuModel}`);
+  md.push(`- Kernel: ${sys.uname}; memory ${sys.memTotal}`);
+  md.push(`- Versions: ${Object.entries(sys.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`);
+  md.push('');
+  md.push('## Settings', '');
+  md.push(`- ${settings.rounds} rounds per row, interleaved (every contender once per round, in table order); each run ${settings.durationSec} s after a ${settings.warmupSec} s warm-up per contender. Figures are medians over the rounds; errors and non-2xx are summed; peak RSS is the largest per-run peak.`);
+  md.push(`- Load generators: ${settings.loadgens.join(', ')} (one process each, no pipelining). Upstream: ${settings.upstream}.`);
+  const bg = Object.entries(settings.backgroundBusy).map(([c, v]) => `cpu${c} ${v.toFixed(0)}%`).join(', ');
+  const bgBusy = Object.values(settings.backgroundBusy).some((v) => v > NOISY_PCT);
+  md.push(`- Background load measured for 2 s before the run: ${bg}${bgBusy ? ' ⚠ the machine was not idle: expect noise' : ''}.`);
+  md.push(
+    settings.quietWaitSec > 0
+      ? `- Before each run the bench waited (up to ${settings.quietWaitSec} s) for every CPU to be nearly idle; "other CPU %" shows what still competed during the run.`
+      : '- The bench did not wait for a quiet machine between runs (`--quiet-wait 0`); "other CPU %" shows what competed during each run.',
+  );
+  if (settings.retryNoisy) md.push(`- A run during which other processes used more than ${NOISY_PCT}% of a CPU was measured again, up to ${settings.retryNoisy} times; the last attempt counts.`);
+  md.push(`- Pinning: proxy contenders on CPU ${settings.proxyCpus}; load generator and upstream on CPU ${settings.loadCpus}; the "all workers" contenders (\`sluice\`, \`nginx-all\`) on CPUs ${settings.allCpus}, where they share the load CPU with the load generator and the upstream.`);
+  md.push('');
+  for (const o of outcomes) {
+    md.push(`## ${o.scenario}: ${o.title}`, '');
+    if (o.notAvailable) {
+      md.push(`Not yet available: ${o.notAvailable}`, '');
+      continue;
+    }
+    if (o.note) md.push(o.note, '');
+    md.push(o.rows.length > 0 ? table(o.rows, settings) : 'No contender produced a result.', '');
+    const notRun = o.contenders.filter((c) => c.state !== 'ran');
+    for (const c of notRun) {
+      if (c.state !== 'failed') {
+        md.push(`- ${c.name} does not take part in this scenario.`);
+        continue;
+      }
+      const [first, ...rest] = (c.error ?? 'unknown error').split('\n');
+      md.push(`- **${c.name} failed**: ${first}`);
+      if (rest.length > 0) md.push('  <details><summary>log</summary>', '', '  ```', ...rest.map((l) => `  ${l}`), '  ```', '', '  </details>');
+    }
+    const statusNotes = o.rows
+      .filter((r) => Object.keys(r.non2xxByStatus).length > 0)
+      .map((r) => `- ${r.contender} (${r.loadgen}) non-2xx by status: ${Object.entries(r.non2xxByStatus).map(([code, n]) => `${code} × ${n}`).join(', ')}`);
+    md.push(...statusNotes);
+    const errorNotes = (o.runErrors ?? []).map((e) => `- ${e.contender} (${e.loadgen}), round ${e.round}: ${e.error.split('\n')[0]}`);
+    md.push(...errorNotes);
+    if (notRun.length > 0 || statusNotes.length > 0 || errorNotes.length > 0) md.push('');
+    md.push('<details><summary>Contenders</summary>', '');
+    for (const c of o.contenders.filter((x) => x.state !== 'not-in-scenario')) md.push(`- \`${c.name}\` (CPUs ${c.cpus || 'none'}): ${c.description}`);
+    md.push('', '</details>', '');
+  }
+  md.push('## Where Sluice is behind nginx', '');
+  md.push(...verdict(outcomes, settings), '');
+  md.push('## Reading the table', '');
+  md.push(
+    '- **req/s**: completed responses per second; **spread**: half the range of req/s over the rounds, relative to the median.',
+    '- **p50 / p99 / max**: latency seen by the load generator (autocannon: recorded in µs by the bench from autocannon\'s per-response timings; wrk: its own histogram).',
+    '- **errors / non-2xx**: connection errors, resets and timeouts / responses that were not 2xx (wrk counts only statuses ≥ 400 in its summary).',
+    '- **proxy CPU µs/req**: user + system CPU time of the proxy\'s whole process tree (all threads, child processes included) during the run, divided by the responses. **proxy CPU %** is the same time over wall time (100 = one CPU).',
+    '- **peak RSS**: VmHWM summed over the proxy\'s processes, reset before each run (`clear_refs`), so it is the peak of a run and not of start-up.',
+    '- **vs nginx**: ratio to the nginx row of the same load generator (all-CPU rows against `nginx-all` when it ran). Higher req/s is better, lower CPU/req is better.',
+    `- **load gen CPU %** and **CPU busy %**: where the time went. ⚠ marks a run where the load side was the limit: load generator + upstream used ≥ 90% of the load CPU (${settings.loadCpus}), or it was ≥ ${SATURATED_PCT}% busy with nothing else competing. req/s then says more about the load side than about the proxy; CPU per request still compares proxies.`,
+    '- **(of which irq)**: hard and soft interrupt time per CPU. The kernel charges it to no process, so it is not in any CPU-per-request figure; on loopback it is mostly the network stack working on packets sent from that CPU (on the proxy CPU: the proxy\'s own writes).',
+    `- **other CPU %**: process CPU time during the run not spent by the proxy, the upstream or the load generator (other processes on the machine), as % of one CPU. ⚠ above ${NOISY_PCT}%: something else competed for the CPUs; read that row with care.`,
+    '- **upstream CPU µs/req**: what the upstream spent per response; it shares the load CPU, so a cheaper upstream leaves more room for the load generator.',
+    '',
+  );
+  if (svgFile) md.push(`Chart: [${svgFile}](${svgFile})`, '');
+  md.push(`Raw per-run data: \`${rawFile}\` (not committed).`, '');
+  return `${md.join('\n')}\n`;
+}

@@ -1,0 +1,399 @@
+/**
+ * The bench runner: starts the upstream and every contender, runs interleaved rounds of each
+ * scenario with each load generator, measures the proxy's process tree from /proc, and writes
+ * the dated Markdown report, its SVG chart and the raw per-run JSON to bench/results/.
+ *
+ * It never exits with live children: every process it starts is stopped on the way out,
+ * also on SIGINT/SIGTERM. A contender that fails to start (or dies) is reported as failed
+ * and the others carry on.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { CONTENDERS } from './contenders';
+import { supports as sluiceSupports } from './contenders/sluice';
+import type { Contender, RunningContender } from './contenders/types';
+import { parseArgs, USAGE, type Options } from './lib/cli';
+import { NOISY_OTHER_PCT, waitQuiet } from './lib/noise';
+import { repoRoot } from './lib/files';
+import {
+  cpuBusyPercent,
+  cpuIrqPercent,
+  freePort,
+  hasCommand,
+  killAllSpawned,
+  processBusySeconds,
+  readCpuTimes,
+  resetPeakRss,
+  sleep,
+  treeCpuSeconds,
+  treePeakRssKb,
+  type CpuTimes,
+} from './lib/proc';
+import { collectSystemInfo, type SystemInfo } from './lib/sysinfo';
+import { killLoadGenerators, runLoad } from './loadgen';
+import type { LoadGenName, LoadResult, LoadSpec } from './loadgen/types';
+import { cpuList, renderMarkdown } from './report/markdown';
+import type { BenchSettings, ContenderStatus, RunRecord, ScenarioOutcome } from './report/model';
+import { summarize } from './report/summarize';
+import { renderSvg } from './report/svg';
+import { SCENARIOS, scenarioBody, type Scenario } from './scenarios';
+import { startUpstream, type Upstream } from './upstream';
+
+const log = (msg: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+};
+
+/** Everything started and not yet stopped, for the way out. */
+const live = new Set<{ stop(): Promise<void> }>();
+/** Set on SIGINT/SIGTERM: nothing new is started after it. */
+let stopping = false;
+
+function checkNotStopping(): void {
+  if (stopping) throw new Error('interrupted');
+}
+
+async function stopAll(): Promise<void> {
+  killLoadGenerators();
+  await Promise.all([...live].map((p) => p.stop().catch(() => undefined)));
+  live.clear();
+}
+
+function loadSpec(s: Scenario, target: RunningContender['target'], durationSec: number): LoadSpec {
+  return {
+    url: `http://${target.host}:${target.port}${s.path}`,
+    method: s.method,
+    body: scenarioBody(s),
+    contentType: s.bodyContentType,
+    connections: s.connections,
+    durationSec,
+    varyHeader: s.varyHeader,
+  };
+}
+
+interface Env {
+  root: string;
+  workDir: string;
+  opts: Options;
+  loadgens: LoadGenName[];
+  upstream: Upstream;
+  allCpus: string;
+}
+
+/** One measured run: CPU and memory of the proxy tree bracketed around the load. */
+async function measure(env: Env, s: Scenario, name: string, c: RunningContender, lg: LoadGenName, round: number): Promise<RunRecord> {
+  const startedAt = new Date().toISOString();
+  if (c.pid !== null) resetPeakRss(c.pid);
+  let proxy0: number | null = null;
+  let up0 = 0;
+  let cpu0: CpuTimes = readCpuTimes();
+  let t0 = performance.now();
+  const onStart = (): void => {
+    cpu0 = readCpuTimes();
+    proxy0 = c.pid === null ? null : treeCpuSeconds(c.pid);
+    up0 = treeCpuSeconds(env.upstream.pid);
+    t0 = performance.now();
+  };
+  let load: LoadResult | null = null;
+  let error: string | undefined;
+  try {
+    load = await runLoad(lg, loadSpec(s, c.target, env.opts.durationSec), { root: env.root, cpus: env.opts.loadCpus, workDir: env.workDir }, onStart);
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const wallSec = (performance.now() - t0) / 1000;
+  const cpu1 = readCpuTimes();
+  const cpuBusy = cpuBusyPercent(cpu0, cpu1);
+  const cpuIrq = cpuIrqPercent(cpu0, cpu1);
+  const proxyCpuSec = c.pid === null || proxy0 === null ? null : treeCpuSeconds(c.pid) - proxy0;
+  const upstreamCpuSec = treeCpuSeconds(env.upstream.pid) - up0;
+  const otherCpuSec =
+    load?.cpuSeconds == null ? null : Math.max(0, processBusySeconds(cpu0, cpu1) - (proxyCpuSec ?? 0) - upstreamCpuSec - load.cpuSeconds);
+  const proxyPeakRssKb = c.pid === null ? null : treePeakRssKb(c.pid);
+  if (!c.alive()) error = `${error ? `${error}; ` : ''}the contender exited during the run`;
+  return {
+    scenario: s.name,
+    contender: name,
+    loadgen: lg,
+    round,
+    startedAt,
+    wallSec,
+    load,
+    error,
+    proxyCpuSec,
+    upstreamCpuSec,
+    proxyPeakRssKb,
+    cpuBusy,
+    cpuIrq,
+    otherCpuSec,
+  };
+}
+
+function cpusFor(c: Contender, opts: Options, allCpus: string): string {
+  return c.pinning === 'proxy' ? opts.proxyCpus : c.pinning === 'all' ? allCpus : '';
+}
+
+async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<ScenarioOutcome> {
+  const base = { scenario: s.name, title: s.title, note: s.note };
+  if (s.later && !sluiceSupports(s)) {
+    log(`${s.name}: not yet available`);
+    return { ...base, notAvailable: `Sluice's capability check (\`supports('${s.name}')\` in bench/contenders/sluice.ts) says no.`, contenders: [], rows: [] };
+  }
+  const selected = env.opts.contenders.map((n) => CONTENDERS.find((c) => c.name === n) as Contender);
+  const statuses = new Map<string, ContenderStatus>();
+  const running: { c: Contender; r: RunningContender }[] = [];
+  const hosts = env.upstream.hosts.slice(0, s.upstreamHosts);
+
+  for (const c of selected) {
+    const cpus = cpusFor(c, env.opts, env.allCpus);
+    const status = { name: c.name, description: c.description, cpus };
+    if (!c.supports(s)) {
+      statuses.set(c.name, { ...status, state: 'not-in-scenario' });
+      continue;
+    }
+    const workDir = path.join(env.workDir, `${s.name}-${c.name}`);
+    fs.mkdirSync(workDir, { recursive: true });
+    checkNotStopping();
+    try {
+      log(`${s.name}: starting ${c.name} (CPUs ${cpus || 'none'})`);
+      const r = await c.start({
+        root: env.root,
+        workDir,
+        scenario: s,
+        upstreams: hosts,
+        cpus,
+        cpuCount: cpuList(cpus || '0').length,
+        listen: { host: '127.0.0.1', port: await freePort() },
+        sparePort: await freePort(),
+      });
+      live.add(r);
+      running.push({ c, r });
+      statuses.set(c.name, { ...status, state: 'ran' });
+    } catch (e) {
+      const msg = (e as Error).message;
+      log(`${s.name}: ${c.name} failed to start: ${msg}`);
+      statuses.set(c.name, { ...status, state: 'failed', error: msg });
+    }
+  }
+
+  const failed = (name: string, why: string): void => {
+    const st = statuses.get(name);
+    if (st && st.state === 'ran') statuses.set(name, { ...st, state: 'failed', error: why });
+  };
+
+  try {
+    if (env.opts.warmupSec > 0) {
+      const warmTool: LoadGenName = env.loadgens.includes('wrk') ? 'wrk' : 'autocannon';
+      for (const { c, r } of running) {
+        checkNotStopping();
+        log(`${s.name}: warming up ${c.name} (${env.opts.warmupSec} s, ${warmTool})`);
+        try {
+          await runLoad(warmTool, loadSpec(s, r.target, env.opts.warmupSec), { root: env.root, cpus: env.opts.loadCpus, workDir: env.workDir }, () => undefined);
+        } catch (e) {
+          log(`${s.name}: warm-up of ${c.name} failed: ${(e as Error).message}`);
+        }
+      }
+    }
+    for (let round = 1; round <= env.opts.rounds; round++) {
+      for (const { c, r } of running) {
+        checkNotStopping();
+        if (statuses.get(c.name)?.state !== 'ran') continue;
+        if (!r.alive()) {
+          failed(c.name, `exited during the bench (before round ${round})`);
+          continue;
+        }
+        for (const lg of env.loadgens) {
+          let rec: RunRecord | undefined;
+          for (let attempt = 0; attempt <= env.opts.retryNoisy; attempt++) {
+            if (env.opts.quietWaitSec > 0) {
+              const waited = await waitQuiet(env.opts.quietWaitSec);
+              if (waited < 0) log(`machine still busy after ${env.opts.quietWaitSec} s: measuring anyway (see "other CPU %")`);
+              else if (waited > 1) log(`waited ${waited.toFixed(0)} s for the machine to go quiet`);
+            }
+            rec = { ...(await measure(env, s, c.name, r, lg, round)), retries: attempt };
+            const otherPct = rec.otherCpuSec === null ? 0 : (100 * rec.otherCpuSec) / rec.wallSec;
+            if (otherPct <= NOISY_OTHER_PCT || !rec.load || attempt === env.opts.retryNoisy) break;
+            log(`${s.name} ${c.name} ${lg}: other processes used ${otherPct.toFixed(0)}% of a CPU: measuring again`);
+          }
+          if (!rec) continue;
+          runs.push(rec);
+          const l = rec.load;
+          log(
+            `${s.name} round ${round}/${env.opts.rounds} ${c.name} ${lg}: ` +
+              (l
+                ? `${Math.round(l.rps)} req/s p50 ${(l.latencyUs.p50 / 1000).toFixed(2)} ms p99 ${(l.latencyUs.p99 / 1000).toFixed(2)} ms err ${l.errors} non2xx ${l.non2xx}` +
+                  (rec.proxyCpuSec !== null && l.requests > 0 ? ` proxy ${((rec.proxyCpuSec * 1e6) / l.requests).toFixed(1)} µs/req` : '')
+                : `failed: ${rec.error}`),
+          );
+          if (rec.error && !r.alive()) failed(c.name, rec.error);
+          await sleep(300);
+        }
+      }
+    }
+  } finally {
+    for (const { r } of running) {
+      await r.stop();
+      live.delete(r);
+    }
+  }
+  const contenders = selected.map((c) => statuses.get(c.name) as ContenderStatus);
+  const runErrors = runs
+    .filter((r) => r.scenario === s.name && r.error !== undefined)
+    .map((r) => ({ contender: r.contender, loadgen: r.loadgen, round: r.round, error: r.error ?? '' }));
+  return { ...base, contenders, rows: scenarioRows(s.name, contenders, runs, env.loadgens), runErrors };
+}
+
+function scenarioRows(
+  scenario: string,
+  contenders: readonly ContenderStatus[],
+  runs: readonly RunRecord[],
+  loadgens: readonly LoadGenName[],
+): ScenarioOutcome['rows'] {
+  const taking = contenders
+    .filter((c) => c.state !== 'not-in-scenario')
+    .map((c) => ({ name: c.name, pinning: CONTENDERS.find((k) => k.name === c.name)?.pinning ?? 'proxy' }));
+  return summarize(
+    runs.filter((r) => r.scenario === scenario),
+    taking,
+    loadgens,
+  );
+}
+
+interface RawFile {
+  name?: string;
+  system: SystemInfo;
+  settings: BenchSettings;
+  outcomes: ScenarioOutcome[];
+  runs: RunRecord[];
+}
+
+/** Write the Markdown report and the chart; returns the report's path. */
+function writeReport(root: string, raw: RawFile & { name: string }, rawFile: string): string {
+  const { name, system: sys, settings, outcomes } = raw;
+  const date = sys.date.slice(0, 10);
+  const resultsDir = path.join(root, 'bench', 'results');
+  const svg = renderSvg(`Sluice bench: ${name}, ${date}`, outcomes);
+  const svgName = `${date}-${name}.svg`;
+  if (svg) fs.writeFileSync(path.join(resultsDir, svgName), svg);
+  const mdFile = path.join(resultsDir, `${date}-${name}.md`);
+  fs.writeFileSync(mdFile, renderMarkdown(name, sys, settings, outcomes, svg ? svgName : null, path.relative(root, rawFile)));
+  log(`report: ${path.relative(root, mdFile)}${svg ? `, chart: bench/results/${svgName}` : ''}, raw: ${path.relative(root, rawFile)}`);
+  return mdFile;
+}
+
+/** --from-raw: summarise the runs of a raw file again and rewrite its report and chart. */
+function rerender(root: string, rawFile: string): void {
+  const raw = JSON.parse(fs.readFileSync(rawFile, 'utf8')) as RawFile;
+  const outcomes = raw.outcomes.map((o) =>
+    o.notAvailable ? o : { ...o, rows: scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens) },
+  );
+  // Files from before `name` was stored: the name is in the file name (DATE-NAME-HHMMSS.json).
+  const name = raw.name ?? path.basename(rawFile, '.json').slice(11).replace(/-\d{6}$/, '');
+  writeReport(root, { ...raw, name, outcomes }, rawFile);
+}
+
+function reportName(opts: Options): string {
+  const base = opts.name ?? (opts.scenarios.length === 1 ? (opts.scenarios[0] as string) : 'suite');
+  return opts.quick && opts.name === null ? `${base}-quick` : base;
+}
+
+async function main(): Promise<number> {
+  const parsed = parseArgs(process.argv.slice(2));
+  if (parsed === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const opts = parsed;
+  const root = repoRoot();
+  if (opts.fromRaw) {
+    rerender(root, path.resolve(opts.fromRaw));
+    return 0;
+  }
+  for (const rel of ['dist/bench/baselines/node-proxy.js', 'dist/bench/loadgen/autocannon-child.js', 'dist/bench/upstream/uws-upstream.js']) {
+    if (!fs.existsSync(path.join(root, rel))) throw new Error(`${rel} is missing: run \`npm run build\` first (scripts/bench.sh does)`);
+  }
+  const wrk = hasCommand('wrk');
+  const loadgens = opts.loadgens ?? (wrk ? ['autocannon', 'wrk'] : ['autocannon']);
+  if (loadgens.includes('wrk') && !wrk) throw new Error('wrk is not installed (apt-get install -y wrk)');
+  const nCpus = os.cpus().length;
+  const allCpus = nCpus > 1 ? `0-${nCpus - 1}` : '0';
+  if (nCpus < 2) log('warning: one CPU only: proxy, load generator and upstream share it');
+
+  const sys = collectSystemInfo(root);
+  // What the machine does without us: a busy machine makes every figure below noisier.
+  const idle0 = readCpuTimes();
+  await sleep(2000);
+  const backgroundBusy = cpuBusyPercent(idle0, readCpuTimes());
+  log(`background CPU busy before the run: ${Object.entries(backgroundBusy).map(([c, v]) => `cpu${c} ${v.toFixed(0)}%`).join(', ')}`);
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
+  const scenarios = opts.scenarios.map((n) => SCENARIOS[n]);
+  const hostCount = Math.max(1, ...scenarios.map((s) => s.upstreamHosts));
+  log(`work dir ${workDir}; scenarios ${opts.scenarios.join(', ')}; contenders ${opts.contenders.join(', ')}; load generators ${loadgens.join(', ')}`);
+
+  const runs: RunRecord[] = [];
+  const outcomes: ScenarioOutcome[] = [];
+  const upstream = await startUpstream(opts.upstream, { root, workDir: path.join(workDir, 'upstream'), cpus: opts.loadCpus, hostCount });
+  live.add(upstream);
+  const env: Env = { root, workDir, opts, loadgens, upstream, allCpus };
+  try {
+    for (const s of scenarios) {
+      if (!upstream.alive()) throw new Error(`the upstream died; see ${upstream.logFile}`);
+      outcomes.push(await runScenario(env, s, runs));
+    }
+  } finally {
+    await stopAll();
+  }
+
+  const command = process.env.BENCH_COMMAND ?? `node ${path.relative(root, process.argv[1] ?? 'dist/bench/runner.js')} ${process.argv.slice(2).join(' ')}`.trim();
+  const settings: BenchSettings = {
+    command,
+    quick: opts.quick,
+    rounds: opts.rounds,
+    durationSec: opts.durationSec,
+    warmupSec: opts.warmupSec,
+    loadgens,
+    upstream: `${opts.upstream === 'nginx' ? 'nginx (1 worker, static config)' : 'uWebSockets.js (1 thread)'} on CPU ${opts.loadCpus}, ${hostCount} port(s)`,
+    proxyCpus: opts.proxyCpus,
+    loadCpus: opts.loadCpus,
+    allCpus,
+    quietWaitSec: opts.quietWaitSec,
+    retryNoisy: opts.retryNoisy,
+    backgroundBusy,
+  };
+  const name = reportName(opts);
+  const rawDir = path.join(root, 'bench', 'results', 'raw');
+  fs.mkdirSync(rawDir, { recursive: true });
+  const rawFile = path.join(rawDir, `${sys.date.slice(0, 10)}-${name}-${sys.date.slice(11, 19).replace(/:/g, '')}.json`);
+  const raw = { name, system: sys, settings, outcomes, runs };
+  fs.writeFileSync(rawFile, `${JSON.stringify(raw, null, 2)}\n`);
+  writeReport(root, raw, rawFile);
+
+  if (opts.keepWork) log(`work dir kept: ${workDir}`);
+  else fs.rmSync(workDir, { recursive: true, force: true });
+  return 0;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    log(`${sig}: stopping everything the bench started`);
+    void stopAll().then(() => {
+      killAllSpawned();
+      process.exit(130);
+    });
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (e: unknown) => {
+    log(`error: ${(e as Error).message}`);
+    await stopAll();
+    killAllSpawned();
+    process.exitCode = 1;
+  },
+);
