@@ -12,6 +12,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -230,7 +231,12 @@ export class ProducerSupervisor extends EventEmitter {
       (e: unknown) => {
         if (first && !this.wasReadyOnce) {
           this.stopping = true;
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          if (child.exitCode === null && child.signalCode === null) {
+            child.once('exit', () => this.removeSocketFile());
+            child.kill('SIGKILL');
+          } else {
+            this.removeSocketFile();
+          }
         }
         throw e;
       },
@@ -255,6 +261,15 @@ export class ProducerSupervisor extends EventEmitter {
     // respawn it (shutdown() clears the timer).
   }
 
+  /** The producer unlinks its socket when it closes; a killed one cannot, so we do (ours alone). */
+  private removeSocketFile(): void {
+    try {
+      if (fs.lstatSync(this.socketPath).isSocket()) fs.unlinkSync(this.socketPath);
+    } catch {
+      // gone already
+    }
+  }
+
   /**
    * Graceful stop: the producer stops accepting links, keeps open ones up to
    * `waitForLinksMs` (default 0: call this after the HTTP workers have closed their links),
@@ -272,6 +287,7 @@ export class ProducerSupervisor extends EventEmitter {
     const deadlineMs = opts.deadlineMs ?? waitForLinksMs + this.opts.config.flushTimeoutMs + 5000;
     const child = this.child;
     if (child === null || child.exitCode !== null || child.signalCode !== null) {
+      this.removeSocketFile();
       this.shutdownPromise = Promise.resolve({ report: this.report, exitCode: child?.exitCode ?? null, signal: child?.signalCode ?? null, killed: false });
       return this.shutdownPromise;
     }
@@ -284,6 +300,7 @@ export class ProducerSupervisor extends EventEmitter {
       }, deadlineMs);
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
+        this.removeSocketFile();
         resolve({ report: this.report, exitCode: code, signal, killed });
       });
       const msg: SupervisorToProducer = { type: 'shutdown', reason: opts.reason ?? 'shutdown', waitForLinksMs };

@@ -291,8 +291,9 @@ export const KAFKA_SCHEMA: ObjectSchema = {
     socketDir: {
       kind: 'string',
       default: '',
-      pattern: /^(\/.{0,79})?$/,
-      patternDoc: 'an absolute path of at most 80 characters (Unix socket paths are short), or "" for the OS temp dir',
+      // The socket file adds ~30 characters; Unix socket paths end at 107 bytes.
+      pattern: /^(\/.{0,69})?$/,
+      patternDoc: 'an absolute path of at most 70 characters (Unix socket paths are short), or "" for the OS temp dir',
       env: 'SLUICE_KAFKA_SOCKET_DIR',
       doc: 'directory of the producer\'s Unix socket ("" = the OS temp dir)',
     },

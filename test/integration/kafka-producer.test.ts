@@ -11,6 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Message } from '@confluentinc/kafka-javascript';
 
 import { ProducerSupervisor } from '../../src/main/producer-supervisor';
@@ -68,7 +69,9 @@ async function harness(over: Record<string, unknown> = {}, linkOver: { socketBuf
 
 async function dispose(h: Harness): Promise<void> {
   h.link.destroy();
-  await h.sup.shutdown({ deadlineMs: 20000 });
+  const r = await h.sup.shutdown({ deadlineMs: 20000 });
+  assert.equal(r.killed, false, 'the producer exited by itself');
+  assert.equal(existsSync(h.sup.socketPath), false, 'the socket file is gone');
 }
 
 interface Outcome {
@@ -428,6 +431,15 @@ describe('Kafka delivery through KafkaLink and the producer process (real broker
     const s = h.link.status();
     assert.deepEqual([s.enqueued, s.delivered, s.failed], [11, 6, 5]);
     await dispose(h);
+  });
+
+  test('a configuration librdkafka refuses fails the start, leaving nothing behind', T, async () => {
+    const cfg = config({ extra: { 'no.such.property': 'x' } });
+    const sup = new ProducerSupervisor({ config: cfg, logger: createLogger('error', {}, () => undefined), logSink: () => undefined });
+    await assert.rejects(sup.start(), /librdkafka refused the configuration: .*no\.such\.property/);
+    await waitUntil(() => sup.pid === null, 10000, 'the producer process to exit');
+    assert.equal(existsSync(sup.socketPath), false);
+    assert.equal((await sup.shutdown()).killed, false);
   });
 
   test('PRODUCE_TXN without kafka.transactions is refused with a code', T, async () => {
