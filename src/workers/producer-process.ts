@@ -424,7 +424,10 @@ export class ProducerService {
   }
 
   private onClientError(e: LibrdKafkaError, name: string): void {
-    if (e.code === KERR.ALL_BROKERS_DOWN && this.kafkaConnected) this.setBrokerUp(false);
+    // The client's `event.error` carries librdkafka's message but code -1, so the
+    // all-brokers-down condition is recognised by its text too (test/integration/kafka-resilience).
+    const allDown = e.code === KERR.ALL_BROKERS_DOWN || /all broker connections are down/i.test(String(e.message));
+    if (allDown && this.kafkaConnected) this.setBrokerUp(false);
     // One line per code per 10 s: a dead broker makes librdkafka repeat itself.
     const now = Date.now();
     const last = this.errorLogAt.get(e.code) ?? 0;

@@ -248,23 +248,34 @@ describe('request events (real Sluice, real broker)', () => {
     assert.equal(await sluice.stop(), 0);
   });
 
-  test('key header:x-user keys each event by that header', T, async () => {
+  test('key header:x-user keys each event by that header; Authorization only when explicitly allowed', T, async () => {
     const topic = uniqueTopic('events-key');
     await createTopic(topic, 3);
-    const sluice = await startSluice(config(topic, { key: 'header:x-user' }));
+    const sluice = await startSluice(config(topic, { key: 'header:x-user', headers: ['Authorization'], allowSensitiveHeaders: true }));
     running.push(sluice);
     const sent = await pool(
-      Array.from({ length: 24 }, (_, i) => () => request(sluice.port, { path: `/ok/${i}`, headers: { 'x-user': `u${i % 4}` } })),
+      Array.from(
+        { length: 24 },
+        (_, i) => () =>
+          request(sluice.port, {
+            path: `/ok/${i}`,
+            headers: { 'x-user': `u${i % 4}`, cookie: 'sid=never', ...(i % 2 === 0 ? { authorization: `Basic allowed-${i}` } : {}) },
+          }),
+      ),
       8,
     );
     for (const r of sent) assert.equal(r.status, 200);
     const msgs = await readExactly(topic, sent.length, 1000);
     assert.equal(msgs.length, sent.length);
-    const want = new Map(sent.map((r, i) => [header(r, 'x-request-id'), `u${i % 4}`]));
+    const want = new Map(sent.map((r, i) => [header(r, 'x-request-id'), i]));
     for (const m of msgs) {
       const ev = eventOf(m);
-      assert.equal(m.key?.toString(), want.get(ev.requestId), `key of ${ev.requestId}`);
-      assert.equal(ev.headers, undefined, 'no headers configured, none copied');
+      const i = want.get(ev.requestId);
+      assert.ok(i !== undefined, `unexpected event ${ev.requestId}`);
+      assert.equal(m.key?.toString(), `u${i % 4}`, `key of ${ev.requestId}`);
+      // Listed and allowed: copied when present; Cookie (not listed) never.
+      assert.deepEqual(ev.headers, i % 2 === 0 ? { authorization: `Basic allowed-${i}` } : {});
+      assert.ok(!(m.value?.toString() ?? '').includes('sid=never'));
     }
     assert.equal(await sluice.stop(), 0);
   });
