@@ -171,22 +171,7 @@ export class KafkaLink {
     // Full already: refuse without encoding (a saturated worker calls this in a loop).
     if (this.writer.len + (this.sock?.writableLength ?? 0) + lower > this.limit) return this.refuse('SLUICE_ERR_KAFKA_QUEUE_FULL');
     const id = onReport === undefined ? 0 : this.allocId();
-    const start = this.writer.len;
-    let size: number;
-    try {
-      size = this.writer.produce(id, rec);
-    } catch (e) {
-      if (e instanceof FrameTooLargeError) return this.refuse('SLUICE_ERR_KAFKA_RECORD_TOO_LARGE');
-      throw e;
-    }
-    if (size > this.maxRecordBytes) {
-      this.writer.truncate(start);
-      return this.refuse('SLUICE_ERR_KAFKA_RECORD_TOO_LARGE');
-    }
-    if (this.writer.len + (this.sock?.writableLength ?? 0) > this.limit) {
-      this.writer.truncate(start);
-      return this.refuse('SLUICE_ERR_KAFKA_QUEUE_FULL');
-    }
+    if (!this.encode(() => this.writer.produce(id, rec))) return false;
     this.enqueued++;
     if (onReport === undefined) {
       this.ffBatch++;
@@ -206,10 +191,24 @@ export class KafkaLink {
   produceTransaction(recs: readonly KafkaRecord[], onReport: KafkaTxnCallback): boolean {
     if (this.closing) return this.refuse('SLUICE_ERR_SHUTTING_DOWN');
     const id = this.allocId();
+    if (!this.encode(() => this.writer.produceTxn(id, recs))) return false;
+    this.enqueued += recs.length;
+    this.pendingTxn.set(id, { cb: onReport, n: recs.length });
+    this.batchIds.push(id);
+    this.scheduleFlush();
+    return true;
+  }
+
+  /**
+   * Runs one frame encoding into the writer and keeps it only if it fits: the record limit
+   * and the bounded buffer (bytes in the writer plus bytes the socket has not taken yet).
+   * On refusal the writer is left exactly as it was.
+   */
+  private encode(write: () => number): boolean {
     const start = this.writer.len;
     let size: number;
     try {
-      size = this.writer.produceTxn(id, recs);
+      size = write();
     } catch (e) {
       if (e instanceof FrameTooLargeError) return this.refuse('SLUICE_ERR_KAFKA_RECORD_TOO_LARGE');
       throw e;
@@ -222,10 +221,6 @@ export class KafkaLink {
       this.writer.truncate(start);
       return this.refuse('SLUICE_ERR_KAFKA_QUEUE_FULL');
     }
-    this.enqueued += recs.length;
-    this.pendingTxn.set(id, { cb: onReport, n: recs.length });
-    this.batchIds.push(id);
-    this.scheduleFlush();
     return true;
   }
 
