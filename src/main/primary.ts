@@ -140,6 +140,7 @@ export class Primary {
           case 'drained':
             slot.drained = true;
             this.kafkaUndelivered += msg.kafkaUndelivered;
+            this.log.info('worker drained', { worker: slot.id, abandoned: msg.abandoned, kafka: msg.kafka });
             if (msg.kafkaUndelivered > 0) this.log.error('worker could not hand Kafka records to the producer before exiting', { worker: slot.id, records: msg.kafkaUndelivered });
             if (msg.abandoned > 0) this.log.warn('worker drained with requests still in flight', { worker: slot.id, abandoned: msg.abandoned });
             break;
@@ -193,9 +194,14 @@ export class Primary {
     const kept: string[] = [];
     if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) kept.push('listen');
     if (next.workers !== this.config.workers) kept.push('workers');
+    // The producer process keeps the librdkafka settings it started with.
+    if (JSON.stringify(next.kafka) !== JSON.stringify(this.config.kafka)) kept.push('kafka');
+    if (usesKafka(next) && this.producer === null) {
+      this.log.warn('reload: Kafka was not in use at start, so no producer runs; events and Kafka routes answer 503 until a restart');
+    }
     if (kept.length > 0) {
       this.log.warn('reload: these options only change on restart; keeping their current values', { options: kept });
-      next = { ...next, listen: this.config.listen, workers: this.config.workers };
+      next = { ...next, listen: this.config.listen, workers: this.config.workers, kafka: this.config.kafka };
     }
     this.config = next;
     this.version++;
