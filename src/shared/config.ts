@@ -232,7 +232,7 @@ const poolProps = (withDefaults: boolean): Record<string, Schema> => ({
     min: 0,
     max: 100000,
     doc: 'idle keep-alive connections kept per upstream host, per worker',
-    ...(withDefaults ? { default: 128, env: 'SLUICE_POOL_MAX_IDLE' } : {}),
+    ...(withDefaults ? { default: 1024, env: 'SLUICE_POOL_MAX_IDLE' } : {}),
   },
   idleTimeoutMs: ms(
     'an idle pooled connection is closed after this long; keep it below the upstream keep-alive timeout (a shorter `Keep-Alive: timeout=` hint from the upstream wins)',

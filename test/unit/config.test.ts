@@ -60,7 +60,7 @@ describe('buildConfig: defaults', () => {
   });
 
   test('pool', () => {
-    assert.deepEqual(cfg.pool, { maxIdlePerHost: 128, idleTimeoutMs: 4000, maxConnectionsPerHost: 0 });
+    assert.deepEqual(cfg.pool, { maxIdlePerHost: 1024, idleTimeoutMs: 4000, maxConnectionsPerHost: 0 });
   });
 
   test('proxy, log, shutdown', () => {
@@ -96,7 +96,7 @@ describe('buildConfig: defaults', () => {
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 0 });
     assert.equal(c.limits.maxHeaderCount, 47);
     assert.equal(c.limits.maxUrlLength, 8192);
-    assert.deepEqual(c.pool, { maxIdlePerHost: 128, idleTimeoutMs: 1, maxConnectionsPerHost: 0 });
+    assert.deepEqual(c.pool, { maxIdlePerHost: 1024, idleTimeoutMs: 1, maxConnectionsPerHost: 0 });
     assert.equal(c.log.level, 'debug');
   });
 
