@@ -159,7 +159,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private done = false;
   private logged = false;
   // ---- request body
-  private reqMode: BodyMode;
+  private readonly reqMode: BodyMode;
   private readonly reqLength: number;
   private reqDone: boolean;
   private replay: Buffer[] | null = null;
@@ -168,7 +168,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private bodySink: ((chunk: Buffer | null, isLast: boolean) => void) | null = null;
   // ---- upstream
   private conn: Conn | null = null;
-  private tried: string[] | null = null;
   private reqHead = '';
   private stage = Stage.Idle;
   deadline = 0;
@@ -230,9 +229,9 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   }
 
   private pickPeer(): Peer | null {
-    const tried = this.tried ?? EMPTY;
+    // Retries to other hosts (and so a non-empty tried list) come with the resilience phases.
     for (const f of this.env.pipeline.upstreamPeer) {
-      const peer = f(this, tried, this);
+      const peer = f(this, EMPTY, this);
       if (peer !== null) return peer;
     }
     return null;
