@@ -140,7 +140,7 @@ export class Primary {
           case 'drained':
             slot.drained = true;
             this.kafkaUndelivered += msg.kafkaUndelivered;
-            this.log.info('worker drained', { worker: slot.id, abandoned: msg.abandoned, kafka: msg.kafka });
+            this.log.info('worker drained', { worker: slot.id, abandoned: msg.abandoned, kafka: msg.kafka, events: msg.events });
             if (msg.kafkaUndelivered > 0) this.log.error('worker could not hand Kafka records to the producer before exiting', { worker: slot.id, records: msg.kafkaUndelivered });
             if (msg.abandoned > 0) this.log.warn('worker drained with requests still in flight', { worker: slot.id, abandoned: msg.abandoned });
             break;

@@ -38,6 +38,8 @@ export type WorkerToPrimary =
       /** Kafka records of this worker whose delivery failed or whose outcome is unknown (lifetime). */
       readonly kafkaUndelivered: number;
       readonly kafka: { readonly enqueued: number; readonly delivered: number; readonly failed: number; readonly unknown: number; readonly dropped: number } | null;
+      /** Request events of this worker: produced (handed to the link), dropped (buffer full), sampled out. */
+      readonly events: { readonly produced: number; readonly dropped: number; readonly sampledOut: number };
     };
 
 export function assertNever(x: never): never {

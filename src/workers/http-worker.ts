@@ -114,6 +114,7 @@ function drain(deadlineMs: number): void {
         abandoned,
         kafkaUndelivered: k === null ? 0 : k.failed + k.unknown,
         kafka: k === null ? null : { enqueued: k.enqueued, delivered: k.delivered, failed: k.failed, unknown: k.unknown, dropped: k.dropped },
+        events: { ...eventStats },
       });
       port?.close();
     });
