@@ -306,3 +306,17 @@ export function proxyConfig(addresses: string[], extra: Record<string, unknown> 
     ...extra,
   };
 }
+
+/** Runs `jobs` with at most `limit` in flight; results in job order. */
+export async function runLimited<R>(jobs: (() => Promise<R>)[], limit: number): Promise<R[]> {
+  const out: R[] = new Array<R>(jobs.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await (jobs[i] as () => Promise<R>)();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, run));
+  return out;
+}

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Message } from '@confluentinc/kafka-javascript';
 
-import { request, runSluice, startSluice, startUpstream, tempFile, type Reply, type Running, type Upstream } from '../helpers';
+import { tempFile, type Reply, request, runLimited, type Running, runSluice, startSluice, startUpstream, type Upstream } from '../helpers';
 import { IT_BROKERS, createTopic, readTopic, startBroker, uniqueTopic } from '../kafka-helpers';
 
 const T = { timeout: 120000 };
@@ -49,19 +49,6 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-/** Runs `jobs` with at most `limit` in flight; results in job order. */
-async function pool<R>(jobs: (() => Promise<R>)[], limit: number): Promise<R[]> {
-  const out: R[] = new Array<R>(jobs.length);
-  let next = 0;
-  const run = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const i = next++;
-      out[i] = await (jobs[i] as () => Promise<R>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, run));
-  return out;
-}
 
 /** Reads `topic` until `n` records arrived, then keeps reading `quietMs` more to catch extras. */
 async function readExactly(topic: string, n: number, quietMs = 2000): Promise<Message[]> {
@@ -136,7 +123,7 @@ describe('request events (real Sluice, real broker)', () => {
     type Kind = 'ok' | 'none' | 'dead';
     const kinds: Kind[] = [];
     for (let i = 0; i < 90; i++) kinds.push((['ok', 'ok', 'none', 'dead', 'ok', 'none'] as const)[i % 6] as Kind);
-    const sent = await pool(
+    const sent = await runLimited(
       kinds.map((kind, i) => async () => {
         const path = kind === 'ok' ? `/ok/${i}` : kind === 'dead' ? `/dead/${i}` : `/nowhere/${i}`;
         const reply = await request(sluice.port, {
@@ -253,7 +240,7 @@ describe('request events (real Sluice, real broker)', () => {
     await createTopic(topic, 3);
     const sluice = await startSluice(config(topic, { key: 'header:x-user', headers: ['Authorization'], allowSensitiveHeaders: true }));
     running.push(sluice);
-    const sent = await pool(
+    const sent = await runLimited(
       Array.from(
         { length: 24 },
         (_, i) => () =>
@@ -287,7 +274,7 @@ describe('request events (real Sluice, real broker)', () => {
     running.push(sluice);
     const paths: string[] = [];
     for (let i = 0; i < 45; i++) paths.push(i % 3 === 0 ? `/dead/${i}` : i % 3 === 1 ? `/ok/${i}` : `/nowhere/${i}`);
-    const replies = await pool(
+    const replies = await runLimited(
       paths.map((path) => () => request(sluice.port, { path })),
       8,
     );

@@ -11,7 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { request, sleep, startSluice, startUpstream, type Reply, type Running, type Upstream } from '../helpers';
+import { type Reply, request, runLimited, type Running, sleep, startSluice, startUpstream, type Upstream } from '../helpers';
 import { IT_BROKERS, createTopic, readTopic, startBroker, stopBroker, uniqueTopic } from '../kafka-helpers';
 
 const T = { timeout: 150000 };
@@ -25,19 +25,6 @@ interface Placed {
   offset: number;
 }
 
-/** Runs `jobs` with at most `limit` in flight; results in job order. */
-async function pool<R>(jobs: (() => Promise<R>)[], limit: number): Promise<R[]> {
-  const out: R[] = new Array<R>(jobs.length);
-  let next = 0;
-  const run = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const i = next++;
-      out[i] = await (jobs[i] as () => Promise<R>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, run));
-  return out;
-}
 
 const post = (port: number, path: string, body: string, headers: Record<string, string> = {}, timeoutMs = 15000): Promise<Reply> =>
   request(port, { method: 'POST', path, body, headers: { 'content-type': 'text/plain', ...headers }, timeoutMs });
@@ -143,7 +130,7 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
       assert.equal(fast.status, 503, `no 503 while the broker is down (last: ${fast.status} ${fast.body.toString()}; codes so far: ${[...codes].join(', ')})`);
       assert.equal(fast.headers['x-sluice-error'], 'SLUICE_ERR_KAFKA_UNAVAILABLE');
       assert.ok(Number(fast.headers['retry-after']) >= 1);
-      const proxied = await pool(
+      const proxied = await runLimited(
         Array.from({ length: 40 }, (_, i) => () => request(sluice.port, { path: `/app/burst-${i}`, timeoutMs: 5000 })),
         8,
       );
@@ -203,7 +190,7 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
     await until200s(sluice.port, '/produce', 8, 60000);
 
     // Records produced after the respawn reach Kafka where Sluice says they are.
-    const replies = await pool(
+    const replies = await runLimited(
       Array.from({ length: 20 }, (_, i) => () => post(sluice.port, '/produce', `after-kill-${i}`, { 'x-key': `k${i % 5}` })),
       5,
     );
@@ -254,7 +241,7 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
         completed++;
       }
     });
-    const outcomes = await pool(jobs, 20);
+    const outcomes = await runLimited(jobs, 20);
     assert.ok(termSent, 'SIGTERM was sent mid-way');
     const code = await sluice.exited;
     assert.equal(code, 0, sluice.logs.slice(-20).map((l) => JSON.stringify(l)).join('\n'));
