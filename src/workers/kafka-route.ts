@@ -225,8 +225,7 @@ export class KafkaRouteCall implements DeadlineHolder {
       return new Array<string | null>(n).fill(v);
     }
     if (k.pathParam !== undefined) {
-      const re = this.route.config.match.path?.regex;
-      const m = re === undefined ? null : new RegExp(re).exec(this.host.path);
+      const m = this.route.pathRegex?.exec(this.host.path) ?? null;
       const v = m?.groups?.[k.pathParam] ?? null;
       return new Array<string | null>(n).fill(v);
     }

@@ -20,6 +20,8 @@ export interface CompiledRoute {
   /** For split actions: cumulative weights and their total. */
   readonly splitCumulative: readonly number[];
   readonly splitTotal: number;
+  /** match.path.regex compiled once (Kafka routes read its named groups), else null. */
+  readonly pathRegex: RegExp | null;
 }
 
 export interface CompiledEdits {
@@ -83,6 +85,7 @@ function hostPredicate(pattern: string): (host: string) => boolean {
 function compileOne(r: RouteConfig, index: number): Entry {
   const preds: Pred[] = [];
   const m = r.match;
+  const pathRegex = m.path?.regex === undefined ? null : new RegExp(m.path.regex);
   if (m.host !== undefined) {
     const hp = hostPredicate(m.host);
     preds.push((_m, host) => hp(host));
@@ -91,8 +94,8 @@ function compileOne(r: RouteConfig, index: number): Entry {
     const { prefix, exact, regex } = m.path;
     if (prefix !== undefined && prefix !== '/') preds.push((_m, _h, path) => path.startsWith(prefix));
     else if (exact !== undefined) preds.push((_m, _h, path) => path === exact);
-    else if (regex !== undefined) {
-      const re = new RegExp(regex);
+    else if (regex !== undefined && pathRegex !== null) {
+      const re = pathRegex;
       preds.push((_m, _h, path) => re.test(path));
     }
   }
@@ -137,6 +140,7 @@ function compileOne(r: RouteConfig, index: number): Entry {
     maxBodyBytes: r.maxBodyBytes,
     splitCumulative: cumulative,
     splitTotal: total,
+    pathRegex,
   };
   let test: Pred;
   if (preds.length === 0) test = () => true;
