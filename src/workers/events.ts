@@ -51,7 +51,12 @@ export function compileEventKey(expr: string): ((s: Session) => string) | null {
     }
   });
   if (parts.length === 1) return parts[0] as KeyPart;
-  return (s) => parts.map((f) => f(s)).join('|');
+  // Per event on the hot path: concatenate without building an intermediate array.
+  return (s) => {
+    let k = (parts[0] as KeyPart)(s);
+    for (let i = 1; i < parts.length; i++) k += `|${(parts[i] as KeyPart)(s)}`;
+    return k;
+  };
 }
 
 export class EventsPhase implements ProxyPhases<RequestCtx> {
