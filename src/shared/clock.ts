@@ -32,8 +32,14 @@ function sweep(): void {
   }
 }
 
-/** Milliseconds on the monotonic clock, updated every tick (and on `refreshNow`). */
+/**
+ * Milliseconds on the monotonic clock, updated every tick (and on `refreshNow`). Before the
+ * first holder starts the tick, nothing advances `coarse`, so it is read fresh: a deadline
+ * armed by a thread's first request would otherwise start from the thread's start time and
+ * fire early.
+ */
 export function coarseNow(): number {
+  if (timer === undefined) coarse = Math.floor(performance.now());
   return coarse;
 }
 
