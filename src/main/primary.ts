@@ -6,8 +6,12 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { loadConfig, usesKafka, type SluiceConfig } from '../shared/config';
+import { hostKey, loadConfig, MAX_HOST_ENTRIES, usesKafka, type SluiceConfig } from '../shared/config';
+import { allocHostState, HostStateTable } from '../shared/host-state';
+import { allocRateLimitTable, RateLimitTable } from '../shared/rate-limit';
 import { allocCounters } from '../shared/sab-layout';
+import { HealthChecker, type HealthTarget } from './health-checker';
+import { HostSlots } from './host-slots';
 import { ProducerSupervisor } from './producer-supervisor';
 import type { Logger } from '../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
@@ -25,6 +29,40 @@ interface WorkerSlot {
 
 const RESPAWN_MIN_MS = 100;
 const RESPAWN_MAX_MS = 5000;
+/** Housekeeping of the shared tables: host state every tick, idle rate-limit buckets every fifth. */
+const HOUSEKEEPING_MS = 1000;
+const RATE_SWEEP_TICKS = 5;
+
+/** The active health-check targets of a config: every host of every group with a healthCheck. */
+export function healthTargets(cfg: SluiceConfig, slots: Readonly<Record<string, number>>): HealthTarget[] {
+  const out: HealthTarget[] = [];
+  for (const [group, u] of Object.entries(cfg.upstreams)) {
+    const hc = u.healthCheck;
+    if (hc === undefined) continue;
+    const spec = {
+      type: hc.type,
+      path: hc.path,
+      ...(hc.host === undefined ? {} : { host: hc.host }),
+      expectStatuses: hc.expectStatuses.map((r): [number, number] => {
+        const [lo, hi = lo] = r.split('-').map(Number) as [number, number?];
+        return [lo, hi];
+      }),
+      intervalMs: hc.intervalMs,
+      timeoutMs: hc.timeoutMs,
+      jitter: hc.jitter,
+      rise: hc.rise,
+      fall: hc.fall,
+    };
+    const seen = new Set<string>();
+    for (const h of u.hosts) {
+      const slot = slots[hostKey(group, h.address)];
+      if (slot === undefined || seen.has(h.address)) continue;
+      seen.add(h.address);
+      out.push({ slot, group, address: h.address, spec });
+    }
+  }
+  return out;
+}
 
 /** Binds host:port exclusively for a moment: fails if another process holds it; resolves port 0. */
 export function probePort(host: string, port: number): Promise<number> {
@@ -53,6 +91,15 @@ export class Primary {
   private producer: ProducerSupervisor | null = null;
   private readonly counters = allocCounters();
   private kafkaUndelivered = 0;
+  // Shared resilience state: allocated once, handed to every worker, kept across reloads.
+  private readonly hostStateSab = allocHostState(MAX_HOST_ENTRIES);
+  private readonly hostState = new HostStateTable(this.hostStateSab);
+  private readonly hostSlots = new HostSlots();
+  private slotMap: Readonly<Record<string, number>> = {};
+  private rateLimitSab: SharedArrayBuffer | null = null;
+  private rateLimits: RateLimitTable | null = null;
+  private readonly health: HealthChecker;
+  private housekeeping: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly configPath: string,
@@ -61,6 +108,23 @@ export class Primary {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.config = config;
+    this.health = new HealthChecker({
+      publish: (slot, up) => this.hostState.setHealthy(slot, up),
+      onChange: (c) => {
+        if (c.healthy) this.log.info('health check: host is up', { group: c.group, host: c.address, reason: c.reason });
+        else this.log.warn('health check: host is down', { group: c.group, host: c.address, reason: c.reason });
+      },
+    });
+  }
+
+  /** Assigns host-state slots for `cfg` and points the health checker at its hosts. */
+  private applyHosts(cfg: SluiceConfig): void {
+    this.slotMap = this.hostSlots.assign(cfg, (slot) => this.hostState.resetSlot(slot));
+    const targets = healthTargets(cfg, this.slotMap);
+    this.health.setTargets(targets);
+    // Hosts no longer checked (their group dropped its healthCheck) count as healthy again.
+    const checked = new Set(targets.map((t) => t.slot));
+    for (const slot of Object.values(this.slotMap)) if (!checked.has(slot)) this.hostState.setHealthy(slot, true);
   }
 
   get listenPort(): number {
@@ -75,6 +139,17 @@ export class Primary {
     // Likewise the Rust addon: loaded here, its image outlives any worker that exits.
     loadNative();
     this.port = await probePort(this.config.listen.host, this.config.listen.port);
+    this.rateLimitSab = allocRateLimitTable(this.config.rateLimit.tableSize);
+    const limits = new RateLimitTable(this.rateLimitSab);
+    this.rateLimits = limits;
+    this.applyHosts(this.config);
+    let tick = 0;
+    this.housekeeping = setInterval(() => {
+      // Repairs transient words left by a worker that died mid-transition; clears expired ejections.
+      this.hostState.housekeeping();
+      if (++tick % RATE_SWEEP_TICKS === 0) limits.sweep(this.config.rateLimit.idleMs);
+    }, HOUSEKEEPING_MS);
+    this.housekeeping.unref();
     if (usesKafka(this.config)) {
       // The Kafka client cannot run in a worker thread (confluent-kafka-javascript #258):
       // it lives in a child process that workers reach over a Unix socket.
@@ -107,6 +182,9 @@ export class Primary {
       port: this.port,
       kafkaSocket: this.producer?.socketPath ?? null,
       counters: this.counters,
+      hostState: this.hostStateSab,
+      hostSlots: this.slotMap,
+      rateLimits: this.rateLimitSab as SharedArrayBuffer,
     };
     const w = new Worker(join(__dirname, '..', 'workers', 'http-worker.js'), { workerData: data, env: this.env });
     slot.worker = w;
@@ -194,6 +272,7 @@ export class Primary {
     const kept: string[] = [];
     if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) kept.push('listen');
     if (next.workers !== this.config.workers) kept.push('workers');
+    if (next.rateLimit.tableSize !== this.config.rateLimit.tableSize) kept.push('rateLimit.tableSize');
     // The producer process keeps the librdkafka settings it started with.
     if (JSON.stringify(next.kafka) !== JSON.stringify(this.config.kafka)) kept.push('kafka');
     if (usesKafka(next) && this.producer === null) {
@@ -201,11 +280,23 @@ export class Primary {
     }
     if (kept.length > 0) {
       this.log.warn('reload: these options only change on restart; keeping their current values', { options: kept });
-      next = { ...next, listen: this.config.listen, workers: this.config.workers, kafka: this.config.kafka };
+      next = {
+        ...next,
+        listen: this.config.listen,
+        workers: this.config.workers,
+        kafka: this.config.kafka,
+        rateLimit: { ...next.rateLimit, tableSize: this.config.rateLimit.tableSize },
+      };
+    }
+    try {
+      this.applyHosts(next);
+    } catch (e) {
+      this.log.error('reload refused: keeping the current configuration', { reason: (e as Error).message });
+      return false;
     }
     this.config = next;
     this.version++;
-    this.broadcast({ type: 'reload', config: next, version: this.version });
+    this.broadcast({ type: 'reload', config: next, version: this.version, hostSlots: this.slotMap });
     this.log.info('configuration reloaded', { configVersion: this.version });
     return true;
   }
@@ -216,6 +307,8 @@ export class Primary {
     this.stopping = true;
     const deadlineMs = this.config.shutdown.drainTimeoutMs;
     this.log.info('draining', { reason, deadlineMs });
+    this.health.close();
+    if (this.housekeeping !== null) clearInterval(this.housekeeping);
     this.broadcast({ type: 'drain', deadlineMs });
     // Safety net: workers that do not end after the deadline are terminated.
     setTimeout(() => {
@@ -257,6 +350,13 @@ export class Primary {
   /** The producer process supervisor (null when nothing uses Kafka). */
   get kafkaProducer(): ProducerSupervisor | null {
     return this.producer;
+  }
+
+  /** The shared host state, health-check results and rate-limit table (for status and tests). */
+  resilienceStatus(): { hosts: Record<string, unknown>; health: ReturnType<HealthChecker['status']>; rateLimits: ReturnType<RateLimitTable['stats']> | null } {
+    const hosts: Record<string, unknown> = {};
+    for (const [key, slot] of Object.entries(this.slotMap)) hosts[key] = this.hostState.snapshot(slot);
+    return { hosts, health: this.health.status(), rateLimits: this.rateLimits?.stats() ?? null };
   }
 
   readyWorkers(): number {

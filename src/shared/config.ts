@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SluiceError } from './errors';
+import { policyProblem } from './rate-limit';
 import { KAFKA_SCHEMA, kafkaSemanticChecks, type KafkaConfig } from './kafka-config';
 import {
   deepFreeze,
@@ -44,6 +45,42 @@ export interface RouteTimeouts extends Partial<UpstreamTimeouts> {
   readonly totalMs?: number;
 }
 
+/** Active health check of every host of a group (run by the primary thread). */
+export interface HealthCheckConfig {
+  readonly type: 'http' | 'tcp';
+  readonly path: string;
+  readonly host?: string;
+  /** Status ranges that count as healthy, e.g. "200-399", "204". */
+  readonly expectStatuses: readonly string[];
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly jitter: number;
+  readonly rise: number;
+  readonly fall: number;
+}
+
+/** Passive outlier detection from real traffic (Envoy's outlier_detection). */
+export interface OutlierConfig {
+  readonly consecutiveErrors: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+}
+
+/** What an attempt's outcome counts as, for breakers and retries. */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | '5xx';
+
+export interface BreakerConfig {
+  readonly consecutiveFailures: number;
+  readonly failureRatio: number;
+  readonly windowMs: number;
+  readonly minRequests: number;
+  readonly openMs: number;
+  readonly halfOpenProbes: number;
+  readonly closeAfter: number;
+  readonly failOn: readonly FailureKind[];
+}
+
 export interface UpstreamConfig {
   readonly balance: Balance;
   /** ketama / maglev: the key, parts joined by '+': header:NAME, cookie:NAME, client_ip, path. */
@@ -53,6 +90,15 @@ export interface UpstreamConfig {
   readonly hosts: readonly HostConfig[];
   readonly pool?: Partial<PoolConfig>;
   readonly timeouts?: Partial<UpstreamTimeouts>;
+  readonly healthCheck?: HealthCheckConfig;
+  readonly outlierDetection?: OutlierConfig;
+  readonly breaker?: BreakerConfig;
+  /** Requests in flight to one host across all workers (0 = unlimited); past it 503. */
+  readonly maxActivePerHost: number;
+  /** Requests waiting for a new connection to one host across all workers (0 = unlimited). */
+  readonly maxPendingPerHost: number;
+  /** Fewer available hosts than this percentage: balance across all hosts (Envoy's panic threshold). */
+  readonly panicThresholdPercent: number;
 }
 
 export interface PathMatch {
@@ -129,6 +175,36 @@ export type RouteAction =
       readonly headers?: Readonly<Record<string, string>>;
     };
 
+/** Retry condition: a failure kind, or an upstream status that is retried. */
+export type RetryOn = 'connect' | 'timeout' | 'reset' | '502' | '503' | '504' | '5xx';
+
+export interface RetryConfig {
+  /** Retries after the first attempt (0 = off). */
+  readonly attempts: number;
+  readonly on: readonly RetryOn[];
+  /** Also retry non-idempotent requests that carry an Idempotency-Key header. */
+  readonly idempotencyKey: boolean;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** An upstream Retry-After longer than this is not waited for: the response goes to the client. */
+  readonly maxRetryAfterMs: number;
+  readonly budgetPercent: number;
+  readonly budgetMin: number;
+}
+
+export interface RateLimitConfig {
+  /** Key parts joined by '+': client_ip, route, header:NAME. */
+  readonly key: string;
+  /** Tokens per second (fractions allowed: 0.5 = one per two seconds). */
+  readonly rate: number;
+  /** Bucket size; absent = the rate rounded up. */
+  readonly burst?: number;
+  /** Routes naming the same zone share buckets (nginx limit_req_zone); default: the route name. */
+  readonly zone?: string;
+  /** rejected: the RateLimit fields only on 429; always: on every response of the route. */
+  readonly headers: 'rejected' | 'always';
+}
+
 export interface RouteConfig {
   readonly name: string;
   readonly match: RouteMatch;
@@ -138,6 +214,8 @@ export interface RouteConfig {
   readonly action: RouteAction;
   readonly timeouts?: RouteTimeouts;
   readonly maxBodyBytes?: number;
+  readonly retry?: RetryConfig;
+  readonly rateLimit?: RateLimitConfig;
 }
 
 export interface SluiceConfig {
@@ -158,6 +236,7 @@ export interface SluiceConfig {
   };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly shutdown: { readonly drainTimeoutMs: number };
+  readonly rateLimit: { readonly tableSize: number; readonly idleMs: number };
   readonly kafka: KafkaConfig;
   readonly events: EventsConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
@@ -176,6 +255,8 @@ const HASH_PART = "(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[!#$%&'*.^_`|~0-9A
 const HASH_KEY = new RegExp(`^${HASH_PART}(\\+${HASH_PART})*$`);
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
 const EVENT_KEY = /^(none|((route|client|upstream|host|request_id|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)(\+(route|client|upstream|host|request_id|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+))*))$/;
+const RATE_PART = "(header:[!#$%&'*.^_`|~0-9A-Za-z-]+|client_ip|route)";
+const RATE_KEY = new RegExp(`^${RATE_PART}(\\+${RATE_PART})*$`);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
@@ -363,6 +444,22 @@ export const CONFIG_SCHEMA: ObjectSchema = {
         drainTimeoutMs: ms('SIGTERM: how long in-flight requests may take before workers are stopped', 30000, 'SLUICE_DRAIN_TIMEOUT_MS'),
       },
     },
+    rateLimit: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'the shared rate-limit table (fixed at start; a reload cannot resize it)',
+      properties: {
+        tableSize: {
+          kind: 'integer',
+          min: 16,
+          max: 1 << 24,
+          default: 65536,
+          env: 'SLUICE_RATE_LIMIT_TABLE_SIZE',
+          doc: 'buckets held at once (a power of two; 32 bytes each); when full, the least recently used bucket nearby is reused',
+        },
+        idleMs: ms('a bucket untouched this long is refilled and may be reused', 60000, 'SLUICE_RATE_LIMIT_IDLE_MS', 1000),
+      },
+    },
     kafka: KAFKA_SCHEMA,
     events: {
       kind: 'object',
@@ -441,6 +538,66 @@ export const CONFIG_SCHEMA: ObjectSchema = {
           },
           pool: { kind: 'object', doc: 'pool overrides', properties: poolProps(false) },
           timeouts: { kind: 'object', doc: 'timeout overrides', properties: upstreamTimeoutProps(false) },
+          healthCheck: {
+            kind: 'object',
+            doc: 'active health check of every host, from the primary thread (absent = none; hosts count as healthy)',
+            properties: {
+              type: { kind: 'string', enum: ['http', 'tcp'], default: 'http', doc: 'http: GET path and check the status; tcp: connect only' },
+              path: { kind: 'string', default: '/', pattern: /^\/[^\s]*$/, patternDoc: 'a request target starting with /', doc: 'http: request target' },
+              host: { kind: 'string', pattern: /^[A-Za-z0-9.:[\]-]+$/, patternDoc: 'a host name', doc: 'http: Host header (default: the host address)' },
+              expectStatuses: {
+                kind: 'array',
+                minItems: 1,
+                default: ['200-399'],
+                doc: 'statuses that count as healthy (HAProxy: 2xx and 3xx)',
+                items: { kind: 'string', pattern: /^[1-5]\d\d(-[1-5]\d\d)?$/, patternDoc: 'a status or a range like 200-399', doc: 'status or range' },
+              },
+              intervalMs: ms('time between two checks of a host (HAProxy inter)', 2000, undefined, 10),
+              timeoutMs: ms('one check: connect and response head', 1000, undefined, 1),
+              jitter: { kind: 'number', min: 0, max: 0.5, default: 0.1, doc: 'each interval varies by ± this share (spreads the checks)' },
+              rise: { kind: 'integer', min: 1, max: 100, default: 2, doc: 'consecutive successes that bring a down host back' },
+              fall: { kind: 'integer', min: 1, max: 100, default: 3, doc: 'consecutive failures that take a host down' },
+            },
+          },
+          outlierDetection: {
+            kind: 'object',
+            doc: 'passive outlier detection from real traffic, shared by all workers (absent = off, as in Envoy)',
+            properties: {
+              consecutiveErrors: { kind: 'integer', min: 1, max: 10000, default: 5, doc: 'consecutive 5xx or gateway errors that eject a host' },
+              baseEjectionMs: ms('first ejection time; the n-th ejection lasts n times as long', 30000, undefined, 1),
+              maxEjectionMs: ms('longest ejection; a host un-ejected this long starts counting from one again', 300000, undefined, 1),
+              maxEjectionPercent: { kind: 'integer', min: 0, max: 100, default: 10, doc: 'at most this share of the group is ejected at once (at least one host)' },
+            },
+          },
+          breaker: {
+            kind: 'object',
+            doc: 'circuit breaker per host, shared by all workers (absent = off)',
+            properties: {
+              consecutiveFailures: { kind: 'integer', min: 0, max: 100000, default: 5, doc: 'consecutive failures that open the breaker (0 = off)' },
+              failureRatio: { kind: 'number', min: 0, max: 1, default: 0.5, doc: 'failure share over windowMs that opens the breaker (0 = off)' },
+              windowMs: ms('rolling window of the failure ratio', 10000, undefined, 100),
+              minRequests: { kind: 'integer', min: 1, max: 1000000, default: 20, doc: 'requests in the window before the ratio counts' },
+              openMs: ms('cool-down: how long the breaker stays open before probing', 5000, undefined, 1),
+              halfOpenProbes: { kind: 'integer', min: 1, max: 1000, default: 3, doc: 'requests admitted at once while half-open' },
+              closeAfter: { kind: 'integer', min: 1, max: 1000, default: 3, doc: 'successful probes that close the breaker' },
+              failOn: {
+                kind: 'array',
+                minItems: 1,
+                default: ['connect', 'timeout', 'reset', '5xx'],
+                doc: 'what counts as a failure',
+                items: { kind: 'string', enum: ['connect', 'timeout', 'reset', '5xx'], doc: 'connect error, timeout, reset or bad response, upstream 5xx' },
+              },
+            },
+          },
+          maxActivePerHost: { kind: 'integer', min: 0, max: 10000000, default: 0, doc: 'requests in flight to one host, all workers together (0 = unlimited); past it 503' },
+          maxPendingPerHost: { kind: 'integer', min: 0, max: 10000000, default: 0, doc: 'requests waiting for a new connection to one host, all workers together (0 = unlimited); past it 503' },
+          panicThresholdPercent: {
+            kind: 'integer',
+            min: 0,
+            max: 100,
+            default: 50,
+            doc: 'below this share of available hosts, balance across all hosts anyway (Envoy panic threshold; 0 = never)',
+          },
         },
       },
     },
@@ -602,6 +759,49 @@ export const CONFIG_SCHEMA: ObjectSchema = {
             },
           },
           maxBodyBytes: { kind: 'integer', min: 0, max: 2 ** 50, doc: 'request body limit for this route' },
+          retry: {
+            kind: 'object',
+            doc: 'retries to another host (absent = none beyond the reused-connection retry)',
+            properties: {
+              attempts: { kind: 'integer', min: 0, max: 10, default: 2, doc: 'retries after the first attempt' },
+              on: {
+                kind: 'array',
+                minItems: 1,
+                default: ['connect', 'reset', '502', '503', '504'],
+                doc: 'what is retried: connect (nothing was sent), timeout, reset (or malformed response), and upstream statuses',
+                items: { kind: 'string', enum: ['connect', 'timeout', 'reset', '502', '503', '504', '5xx'], doc: 'a retry condition' },
+              },
+              idempotencyKey: { kind: 'boolean', default: false, doc: 'also retry POST/PATCH requests that carry an Idempotency-Key header' },
+              backoffBaseMs: ms('full-jitter exponential back-off: base', 25),
+              backoffMaxMs: ms('full-jitter exponential back-off: cap', 250),
+              maxRetryAfterMs: ms('an upstream Retry-After up to this long is waited for; longer: the response goes to the client', 1000),
+              budgetPercent: { kind: 'integer', min: 0, max: 100, default: 20, doc: 'retries in flight at most this share of the active requests (per worker and group)' },
+              budgetMin: { kind: 'integer', min: 0, max: 100000, default: 3, doc: 'retries in flight always allowed regardless of budgetPercent' },
+            },
+          },
+          rateLimit: {
+            kind: 'object',
+            doc: 'token bucket for the whole instance (all workers), per key',
+            required: ['rate'],
+            properties: {
+              key: {
+                kind: 'string',
+                default: 'client_ip',
+                pattern: RATE_KEY,
+                patternDoc: 'parts joined by +: client_ip, route, header:NAME',
+                doc: 'bucket key; requests whose key is empty (header absent) are not limited, as in nginx',
+              },
+              rate: { kind: 'number', min: 0.001, max: 1000000, doc: 'tokens per second (0.5 = one every two seconds)' },
+              burst: { kind: 'integer', min: 1, max: 1000000, doc: 'bucket size (default: the rate rounded up)' },
+              zone: { kind: 'string', pattern: NAME, patternDoc: 'letters, digits, _ . -, up to 64', doc: 'routes naming the same zone share buckets (default: the route alone)' },
+              headers: {
+                kind: 'string',
+                enum: ['rejected', 'always'],
+                default: 'rejected',
+                doc: 'send the RateLimit and RateLimit-Policy fields on 429 only, or on every response of the route',
+              },
+            },
+          },
         },
       },
     },
@@ -688,6 +888,7 @@ function checkRegex(src: string, path: string, issues: SchemaIssue[]): void {
 
 function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
   const names = new Set<string>();
+  const zones = new Map<string, { rate: number; burst: number; at: string }>();
   const ups = cfg.upstreams;
   const refCheck = (name: string, path: string): void => {
     if (!Object.prototype.hasOwnProperty.call(ups, name)) {
@@ -703,6 +904,25 @@ function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
     r.match.headers?.forEach((h, j) => {
       if (h.regex !== undefined) checkRegex(h.regex, `${p}.match.headers[${j}].regex`, issues);
     });
+    if (r.retry !== undefined && r.retry.backoffMaxMs < r.retry.backoffBaseMs) {
+      issues.push({ path: `${p}.retry.backoffMaxMs`, message: `must be >= backoffBaseMs (${r.retry.backoffBaseMs}), got ${r.retry.backoffMaxMs}` });
+    }
+    if (r.retry !== undefined && r.action.type !== 'proxy' && r.action.type !== 'split') {
+      issues.push({ path: `${p}.retry`, message: `only applies to proxy and split routes (this one is ${r.action.type})` });
+    }
+    if (r.rateLimit !== undefined) {
+      const zone = r.rateLimit.zone;
+      const burst = r.rateLimit.burst ?? Math.ceil(r.rateLimit.rate);
+      if (zone !== undefined) {
+        const first = zones.get(zone);
+        if (first === undefined) zones.set(zone, { rate: r.rateLimit.rate, burst, at: `${p}.rateLimit` });
+        else if (first.rate !== r.rateLimit.rate || first.burst !== burst) {
+          issues.push({ path: `${p}.rateLimit.zone`, message: `${zone} is shared with ${first.at}, which sets another rate or burst (a zone has one policy)` });
+        }
+      }
+      const problem = policyProblem(r.rateLimit.rate, r.rateLimit.burst ?? Math.ceil(r.rateLimit.rate));
+      if (problem !== null) issues.push({ path: `${p}.rateLimit`, message: problem });
+    }
     if (r.rewrite !== undefined && r.match.path?.prefix === undefined) {
       issues.push({ path: `${p}.rewrite`, message: 'needs match.path.prefix (the prefix it replaces)' });
     }
@@ -750,6 +970,7 @@ function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
     }
   });
   kafkaSemanticChecks(cfg.kafka, issues);
+  let hostEntries = 0;
   for (const [name, u] of Object.entries(ups)) {
     const hashed = u.balance === 'ketama' || u.balance === 'maglev';
     if (hashed && u.hashKey === undefined) issues.push({ path: `upstreams.${name}.hashKey`, message: `is required with balance ${u.balance}` });
@@ -757,9 +978,34 @@ function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
     if (u.hashBalanceFactor > 0 && u.hashBalanceFactor < 1) {
       issues.push({ path: `upstreams.${name}.hashBalanceFactor`, message: `must be 0 (off) or >= 1, got ${u.hashBalanceFactor}` });
     }
+    const o = u.outlierDetection;
+    if (o !== undefined && o.maxEjectionMs < o.baseEjectionMs) {
+      issues.push({ path: `upstreams.${name}.outlierDetection.maxEjectionMs`, message: `must be >= baseEjectionMs (${o.baseEjectionMs}), got ${o.maxEjectionMs}` });
+    }
+    u.healthCheck?.expectStatuses.forEach((r, j) => {
+      const [lo, hi = lo] = r.split('-').map(Number) as [number, number?];
+      if (hi < lo) issues.push({ path: `upstreams.${name}.healthCheck.expectStatuses[${j}]`, message: `is an empty range ${r}` });
+    });
+    if (u.healthCheck?.type === 'tcp' && (u.healthCheck.path !== '/' || u.healthCheck.host !== undefined)) {
+      issues.push({ path: `upstreams.${name}.healthCheck.type`, message: 'is tcp: path and host only apply to http checks' });
+    }
+    hostEntries += u.hosts.length;
     u.hosts.forEach((h, j) => {
       const port = Number(h.address.slice(h.address.lastIndexOf(':') + 1));
       if (port < 1 || port > 65535) issues.push({ path: `upstreams.${name}.hosts[${j}].address`, message: `has port ${port} outside 1..65535` });
     });
   }
+  if (hostEntries > MAX_HOST_ENTRIES) {
+    issues.push({ path: 'upstreams', message: `list ${hostEntries} hosts in all; at most ${MAX_HOST_ENTRIES} are supported (the shared host-state table)` });
+  }
+  const size = cfg.rateLimit.tableSize;
+  if ((size & (size - 1)) !== 0) issues.push({ path: 'rateLimit.tableSize', message: `must be a power of two, got ${size}` });
+}
+
+/** Upstream host entries (group × address) the shared host-state table holds. */
+export const MAX_HOST_ENTRIES = 4096;
+
+/** Identity of a host entry: pools, host-state slots and health checks are keyed by it. */
+export function hostKey(group: string, address: string): string {
+  return `${group}|${address}`;
 }

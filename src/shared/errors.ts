@@ -34,6 +34,9 @@ export const ERRORS = {
   SLUICE_ERR_UPSTREAM_HEAD_TOO_LARGE: spec(502, 'upstream', false, 'the upstream response head is too large'),
   SLUICE_ERR_NO_HEALTHY_UPSTREAM: spec(503, 'internal', false, 'no upstream host is available'),
   SLUICE_ERR_POOL_EXHAUSTED: spec(503, 'internal', false, 'the upstream connection pool is full'),
+  SLUICE_ERR_BREAKER_OPEN: spec(503, 'internal', false, 'the circuit breaker is open for every host left to try'),
+  SLUICE_ERR_UPSTREAM_OVERFLOW: spec(503, 'internal', false, 'the upstream host is at its concurrency limit'),
+  SLUICE_ERR_RATE_LIMITED: spec(429, 'downstream', false, 'rate limit exceeded'),
   SLUICE_ERR_TOTAL_TIMEOUT: spec(504, 'internal', false, 'the route timeout elapsed'),
   SLUICE_ERR_NO_ROUTE: spec(404, 'downstream', false, 'no route matches the request'),
   SLUICE_ERR_URL_TOO_LONG: spec(414, 'downstream', false, 'the request URL is too long'),
@@ -67,6 +70,8 @@ export class SluiceError extends Error {
   readonly status: number;
   readonly source: ErrorSource;
   readonly retryable: boolean;
+  /** Extra response header pairs for the error answer (Retry-After, RateLimit); null = none. */
+  headers: readonly string[] | null = null;
 
   constructor(code: ErrorCode, detail?: string) {
     const s = ERRORS[code];

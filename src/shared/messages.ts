@@ -16,10 +16,16 @@ export interface WorkerData {
   readonly kafkaSocket: string | null;
   /** Instance counters (src/shared/sab-layout.ts). */
   readonly counters: SharedArrayBuffer;
+  /** Per-host health, breaker, ejection and concurrency state (src/shared/host-state.ts). */
+  readonly hostState: SharedArrayBuffer;
+  /** `group|address` → slot in hostState, for this config. */
+  readonly hostSlots: Readonly<Record<string, number>>;
+  /** Rate-limit buckets (src/shared/rate-limit.ts). */
+  readonly rateLimits: SharedArrayBuffer;
 }
 
 export type PrimaryToWorker =
-  | { readonly type: 'reload'; readonly config: SluiceConfig; readonly version: number }
+  | { readonly type: 'reload'; readonly config: SluiceConfig; readonly version: number; readonly hostSlots: Readonly<Record<string, number>> }
   | { readonly type: 'drain'; readonly deadlineMs: number }
   | { readonly type: 'stats' }
   /** Fault injection: the worker throws an uncaught error (the real crash path). */

@@ -1,12 +1,13 @@
 /**
  * The single extension point of the request pipeline, modelled on Pingora's `ProxyHttp`
- * trait. Built-in features (routing, header edits, forwarding headers, access log; later
- * ACL, rate limiting, breakers, Kafka events) are phases like any plug-in. The worker builds
+ * trait. Built-in features (routing, header edits, forwarding headers, rate limiting,
+ * breakers and outlier detection, access log, Kafka events; later ACL) are phases like any
+ * plug-in. The worker builds
  * the hook arrays once at start-up (and on reload), never per request.
  *
  * Order (see docs/phases.md for the chart):
  *   accept → requestFilter → upstreamPeer → upstreamRequestFilter → [upstream I/O]
- *   → responseFilter → logging
+ *   → attemptDone → responseFilter → logging
  * Error phases: failToConnect (nothing was sent: safe to retry elsewhere), errorWhileProxy
  * (a failure after the request went out), failToProxy (chooses the status when no response
  * has started). `logging` runs exactly once per request, with the error if any.
@@ -83,6 +84,13 @@ export interface ProxyPhases<Ctx> {
   upstreamRequestFilter?(session: Session, headers: string[], ctx: Ctx): void;
   /** Adjust the upstream response head before it is sent to the client. */
   responseFilter?(session: Session, head: ResponseHead, ctx: Ctx): void;
+  /**
+   * The outcome of one upstream attempt, exactly once per attempt: when its response head
+   * arrived (`status` > 0, `err` null) or when it failed before one did (`status` 0). What
+   * happens after the head (a body cut short) is the request's business, not the attempt's:
+   * breakers and outlier detection judge a host by whether it answers.
+   */
+  attemptDone?(session: Session, peer: Peer, status: number, err: SluiceError | null, ctx: Ctx): void;
   /** The connection to `peer` failed before anything was sent; returning false forbids retrying. */
   failToConnect?(session: Session, peer: Peer, err: SluiceError, ctx: Ctx): boolean;
   /** An error after the request went out (read timeout, reset, bad response). */
@@ -100,6 +108,7 @@ export interface Pipeline<Ctx> {
   readonly upstreamPeer: readonly ((s: Session, t: readonly string[], c: Ctx) => Peer | null)[];
   readonly upstreamRequestFilter: readonly ((s: Session, h: string[], c: Ctx) => void)[];
   readonly responseFilter: readonly ((s: Session, h: ResponseHead, c: Ctx) => void)[];
+  readonly attemptDone: readonly ((s: Session, p: Peer, status: number, e: SluiceError | null, c: Ctx) => void)[];
   readonly failToConnect: readonly ((s: Session, p: Peer, e: SluiceError, c: Ctx) => boolean)[];
   readonly errorWhileProxy: readonly ((s: Session, p: Peer, e: SluiceError, c: Ctx) => void)[];
   readonly failToProxy: readonly ((s: Session, e: SluiceError, c: Ctx) => number)[];
@@ -121,6 +130,7 @@ export function buildPipeline<Ctx>(phases: readonly ProxyPhases<Ctx>[]): Pipelin
     upstreamPeer: collect('upstreamPeer'),
     upstreamRequestFilter: collect('upstreamRequestFilter'),
     responseFilter: collect('responseFilter'),
+    attemptDone: collect('attemptDone'),
     failToConnect: collect('failToConnect'),
     errorWhileProxy: collect('errorWhileProxy'),
     failToProxy: collect('failToProxy'),

@@ -61,6 +61,7 @@ export interface ArraySchema extends Common {
   readonly items: Schema;
   readonly minItems?: number;
   readonly maxItems?: number;
+  readonly default?: readonly unknown[];
 }
 /** Tagged union of objects: the `tag` property selects the variant. */
 export interface UnionSchema extends Common {
@@ -190,7 +191,7 @@ export function validate(schema: Schema, value: unknown, path: string, issues: S
       return out;
     }
     case 'array': {
-      const v = value;
+      const v = value ?? (schema.default === undefined ? undefined : [...schema.default]);
       if (v === undefined) return fail('is required');
       if (!Array.isArray(v)) return fail(`must be an array, got ${describe(v)}`);
       if (schema.minItems !== undefined && v.length < schema.minItems) fail(`must have at least ${schema.minItems} item(s)`);
@@ -222,6 +223,7 @@ function hasDefault(s: Schema): boolean {
     case 'number':
     case 'string':
     case 'boolean':
+    case 'array':
       return s.default !== undefined;
     case 'object':
     case 'map':

@@ -18,7 +18,10 @@ import { loadUws } from '../shared/uws';
 import { hostname } from 'node:os';
 import { EventsPhase, type EventCounters } from './events';
 import { KafkaLink } from './kafka-link';
-import { AccessLogPhase, ForwardingPhase, RoutingPhase } from './phases';
+import { HostStateTable } from '../shared/host-state';
+import { RateLimitTable } from '../shared/rate-limit';
+import { AccessLogPhase, ForwardingPhase, RouteActionPhase, RoutingPhase } from './phases';
+import { HostJudgePhase, RateLimitPhase } from './resilience';
 import { makeHandler, setOnFinished, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
 import { Router } from './router';
 import { Upstreams } from './upstreams';
@@ -47,17 +50,25 @@ const kafka: KafkaLink | null =
     : new KafkaLink({ socketPath: data.kafkaSocket, workerId: data.workerId, socketBufferBytes: data.config.kafka.socketBufferBytes, logger: log });
 const instance = data.config.kafka.instanceId === '' ? hostname() : data.config.kafka.instanceId;
 
-function buildEnv(config: SluiceConfig, previous: ProxyEnv | null): ProxyEnv {
+const hostState = new HostStateTable(data.hostState);
+const rateLimits = new RateLimitTable(data.rateLimits);
+
+function buildEnv(config: SluiceConfig, slots: Readonly<Record<string, number>>, previous: ProxyEnv | null): ProxyEnv {
   const router = new Router(config.routes);
-  const upstreams = Upstreams.build(config, previous?.upstreams ?? null);
-  const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams, kafka)];
+  const upstreams = Upstreams.build(config, previous?.upstreams ?? null, hostState, slots);
+  const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams)];
+  const limiter = new RateLimitPhase(config.routes, rateLimits);
+  if (limiter.active) phases.push(limiter);
+  phases.push(new RouteActionPhase(kafka));
+  // Host judgement only costs when some group keeps shared state (breaker, ejection, health, limits).
+  if ([...upstreams.groups.values()].some((g) => g.state !== null)) phases.push(new HostJudgePhase(log));
   if (config.log.access) phases.push(new AccessLogPhase(accessWrite));
   const events = config.events.enabled && kafka !== null;
   if (events) phases.push(new EventsPhase(config.events, kafka, counters, instance, data.workerId, eventStats));
   return { config, router, upstreams, pipeline: buildPipeline(phases), log, stats, kafka, recordTries: events };
 }
 
-let env = buildEnv(data.config, null);
+let env = buildEnv(data.config, data.hostSlots, null);
 let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
 let draining = false;
@@ -157,7 +168,7 @@ process.on('unhandledRejection', crash);
 port.on('message', (msg: PrimaryToWorker) => {
   switch (msg.type) {
     case 'reload': {
-      env = buildEnv(msg.config, env);
+      env = buildEnv(msg.config, msg.hostSlots, env);
       log.setLevel(msg.config.log.level);
       send({ type: 'reloaded', workerId: data.workerId, version: msg.version });
       break;

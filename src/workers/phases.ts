@@ -1,6 +1,7 @@
 /**
  * Sluice's built-in phases, in pipeline order: request id and forwarding headers, routing
- * (route actions, split, rewrite, load-balancer pick), access log. They are ordinary
+ * (match, split, rewrite, load-balancer pick), route actions (redirect, respond, Kafka),
+ * access log. Rate limiting and host judgement live in resilience.ts. They are ordinary
  * `ProxyPhases` implementations; the worker builds the pipeline from this list.
  */
 import { randomUUID } from 'node:crypto';
@@ -96,12 +97,15 @@ export class ForwardingPhase implements ProxyPhases<RequestCtx> {
   }
 }
 
-/** Route matching and actions, then the load-balancer pick within the chosen group. */
+/**
+ * Route matching (with the split pick and the prefix rewrite), then the load-balancer pick
+ * within the chosen group. The route's own answers (redirect, respond, Kafka) come later,
+ * from RouteActionPhase, so that phases in between (rate limiting) see the route first.
+ */
 export class RoutingPhase implements ProxyPhases<RequestCtx> {
   constructor(
     private readonly router: Router,
     private readonly upstreams: Upstreams,
-    private readonly kafka: KafkaLink | null,
   ) {}
 
   requestFilter(s: Session, ctx: RequestCtx): boolean {
@@ -110,13 +114,35 @@ export class RoutingPhase implements ProxyPhases<RequestCtx> {
     ctx.route = route;
     s.routeName = route.name;
     const a = route.action;
+    if (a.type === 'proxy') ctx.group = this.upstreams.groups.get(a.upstream) ?? null;
+    else if (a.type === 'split') ctx.group = this.upstreams.groups.get(pickSplit(route, Math.random())) ?? null;
+    else return false;
+    if (route.rewriteFrom !== '') s.path = rewritePath(s.path, route.rewriteFrom, route.rewriteTo);
+    return false;
+  }
+
+  upstreamPeer(s: Session, tried: readonly string[], ctx: RequestCtx): Peer | null {
+    const g = ctx.group;
+    if (g === null) return null;
+    const h = g.pick(tried, s, ctx);
+    if (h === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', g.name);
+    ctx.groupHost = h;
+    return { group: g.name, host: h.address };
+  }
+}
+
+/** The route actions that answer without an upstream: redirect, direct response, Kafka produce. */
+export class RouteActionPhase implements ProxyPhases<RequestCtx> {
+  constructor(private readonly kafka: KafkaLink | null) {}
+
+  requestFilter(s: Session, ctx: RequestCtx): boolean {
+    const route = ctx.route;
+    if (route === null) return false;
+    const a = route.action;
     switch (a.type) {
       case 'proxy':
-        ctx.group = this.upstreams.groups.get(a.upstream) ?? null;
-        break;
       case 'split':
-        ctx.group = this.upstreams.groups.get(pickSplit(route, Math.random())) ?? null;
-        break;
+        return false;
       case 'redirect': {
         const location = a.appendPath ? `${a.location}${s.path}${s.query === '' ? '' : `?${s.query}`}` : a.location;
         ctx.respond(a.status, '', ['location', location]);
@@ -133,17 +159,6 @@ export class RoutingPhase implements ProxyPhases<RequestCtx> {
         return true;
       }
     }
-    if (route.rewriteFrom !== '') s.path = rewritePath(s.path, route.rewriteFrom, route.rewriteTo);
-    return false;
-  }
-
-  upstreamPeer(s: Session, tried: readonly string[], ctx: RequestCtx): Peer | null {
-    const g = ctx.group;
-    if (g === null) return null;
-    const h = g.pick(tried, s);
-    if (h === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', g.name);
-    ctx.groupHost = h;
-    return { group: g.name, host: h.address };
   }
 }
 

@@ -13,9 +13,10 @@
  * request (deadlines run on the coarse clock).
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
-import type { SluiceConfig } from '../shared/config';
+import { coarseNow, refreshNow, track, untrack, type DeadlineHolder } from '../shared/clock';
+import type { RetryConfig, SluiceConfig } from '../shared/config';
 import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../shared/errors';
+import { KIND_ACTIVE, KIND_PENDING } from '../shared/host-state';
 import type { Logger } from '../shared/log';
 import type { Peer, Pipeline, ResponseHead, Session, TryRecord } from '../shared/phases';
 import type { KafkaLink } from './kafka-link';
@@ -23,8 +24,9 @@ import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, parseResponseHead, parseResponseHeadNative, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
+import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
 import type { CompiledRoute, Router } from './router';
-import type { GroupHost, UpstreamGroup, Upstreams } from './upstreams';
+import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstreams';
 
 /** Everything a request needs from its worker; swapped whole on reload. */
 export interface ProxyEnv {
@@ -46,12 +48,14 @@ export interface WorkerStats {
 }
 
 /** Per-request state shared by the built-in phases. */
-export interface RequestCtx extends KafkaRouteHost {
+export interface RequestCtx extends KafkaRouteHost, PickState {
   /** Host header, lower case, without port. */
   readonly hostName: string;
   route: CompiledRoute | null;
   group: UpstreamGroup | null;
   groupHost: GroupHost | null;
+  /** Tokens left in the request's rate-limit bucket when its route sends RateLimit on every response; -1 otherwise. */
+  rateLimitRemaining: number;
   /** Respond directly (phases that answer themselves). */
   respond(status: number, body: string, headers?: readonly string[]): void;
 }
@@ -153,6 +157,9 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   route: CompiledRoute | null = null;
   group: UpstreamGroup | null = null;
   groupHost: GroupHost | null = null;
+  breakerProbe = false;
+  holdsActive = false;
+  rateLimitRemaining = -1;
   // ---- downstream state
   private aborted = false;
   private headSent = false;
@@ -182,6 +189,24 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private pending: Buffer | null = null;
   private pendingBase = 0;
   private gotResponseBytes = false;
+  // ---- attempts and retries
+  /** The running attempt's outcome has not been reported to attemptDone yet. */
+  private attemptOpen = false;
+  /** The running attempt holds one of its host's maxPendingPerHost places (connecting). */
+  private holdsPending = false;
+  /** Hosts that failed this request (retries go elsewhere); null until one did. */
+  private tried: string[] | null = null;
+  private retries = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** Counted in its group's requests in flight (retry budget). */
+  private countedGroup: UpstreamGroup | null = null;
+  private retryingCounted = false;
+  /** The attempt holds its host (gh.active counted). */
+  private hostHeld = false;
+  /** A failToConnect phase forbade retrying this failure. */
+  private noRetry = false;
+  /** The last upstream failure, answered when a scheduled retry finds no host. */
+  private lastError: SluiceError | null = null;
 
   constructor(
     private readonly res: HttpResponse,
@@ -229,9 +254,9 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   }
 
   private pickPeer(): Peer | null {
-    // Retries to other hosts (and so a non-empty tried list) come with the resilience phases.
+    const tried = this.tried ?? EMPTY;
     for (const f of this.env.pipeline.upstreamPeer) {
-      const peer = f(this, EMPTY, this);
+      const peer = f(this, tried, this);
       if (peer !== null) return peer;
     }
     return null;
@@ -244,9 +269,28 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (peer === null || gh === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', this.group?.name);
     this.upstreamName = peer.group;
     this.upstreamHost = peer.host;
+    const g = this.group;
     const conn = gh.pool.acquire(fresh);
-    if (conn === null) throw sluiceError('SLUICE_ERR_POOL_EXHAUSTED', peer.host);
+    if (conn === null) {
+      this.releaseShared(gh);
+      throw sluiceError('SLUICE_ERR_POOL_EXHAUSTED', peer.host);
+    }
+    if (!conn.connected && g !== null && g.maxPending > 0 && g.state !== null) {
+      if (!g.state.tryAcquire(gh.slot, KIND_PENDING, g.maxPending)) {
+        conn.destroy();
+        this.releaseShared(gh);
+        this.flags.push('UO');
+        throw sluiceError('SLUICE_ERR_UPSTREAM_OVERFLOW', `${peer.host}: ${g.maxPending} connections being opened (maxPendingPerHost)`);
+      }
+      this.holdsPending = true;
+    }
+    if (g !== null && this.countedGroup === null) {
+      this.countedGroup = g;
+      g.requests++;
+    }
     this.attempts++;
+    this.attemptOpen = true;
+    this.hostHeld = true;
     gh.active++;
     if (this.env.recordTries) (this.tries ??= []).push({ host: peer.host, at: Math.round(performance.now() - this.startedAt), ms: -1, outcome: '' });
     this.conn = conn;
@@ -353,9 +397,9 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     }
     if (n > 0) {
       const chunk = Buffer.copyBytesFrom(new Uint8Array(ab));
-      if (this.replay !== null || (this.bytesIn === n && !this.gotResponseBytes)) {
+      if (this.replay !== null || (this.bytesIn === n && !this.headSent)) {
         // Keep the body for a possible retry while it fits the retry buffer.
-        if (this.replayBytes + n <= this.env.config.proxy.retryBufferBytes && !this.gotResponseBytes) {
+        if (this.replayBytes + n <= this.env.config.proxy.retryBufferBytes && !this.headSent) {
           (this.replay ??= []).push(chunk);
           this.replayBytes += n;
         } else {
@@ -408,6 +452,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
 
   onConnect(conn: Conn): void {
     if (conn !== this.conn || this.done) return;
+    this.releasePending();
     this.arm(this.reqDone ? Stage.Head : Stage.Send);
   }
 
@@ -423,10 +468,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       return;
     }
     this.gotResponseBytes = true;
-    if (this.replay !== null) {
-      this.replay = null;
-      this.replayBytes = -1;
-    }
     if (this.stage !== Stage.Body) {
       let buf = chunk;
       if (conn.pending !== null) {
@@ -472,6 +513,11 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private onHead(conn: Conn, h: ParsedHead, buf: Buffer, bodyStart: number): void {
     if (h.close) this.reusable = false;
     if (h.keepAliveTimeoutS >= 0) conn.setKeepAliveHint(h.keepAliveTimeoutS);
+    this.attemptEnded(h.status, null);
+    if (h.status >= 500 && this.retryOnStatus(h)) return;
+    // The response is going to the client: no retry can happen any more.
+    this.replay = null;
+    this.replayBytes = -1;
     const head: ResponseHead = { status: h.status, headers: this.responseHeaders(h) };
     for (const f of this.env.pipeline.responseFilter) f(this, head, this);
     const noBody = responseHasNoBody(this.method, h.status);
@@ -635,6 +681,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     // The keep-alive reuse race: a reused connection failed before any response byte.
     if (!this.gotResponseBytes && conn.uses > 0 && this.replayBytes >= 0 && this.attempts === 1) {
       this.flags.push('RR');
+      this.attemptAbandoned();
       this.endTry('reused-connection-failed');
       try {
         this.attempt(true);
@@ -647,7 +694,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (this.stage === Stage.Connect || !conn.connected) {
       this.flags.push('UF');
       e = sluiceError('SLUICE_ERR_UPSTREAM_CONNECT', `${this.upstreamHost}: ${err?.message ?? 'closed'}`);
-      for (const f of this.env.pipeline.failToConnect) f(this, { group: this.upstreamName, host: this.upstreamHost }, e, this);
+      for (const f of this.env.pipeline.failToConnect) if (!f(this, { group: this.upstreamName, host: this.upstreamHost }, e, this)) this.noRetry = true;
     } else if (err !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
       this.flags.push('UR');
       e = sluiceError('SLUICE_ERR_UPSTREAM_RESET', this.upstreamHost);
@@ -661,12 +708,131 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   // ------------------------------------------------------------ completion
 
   private releaseHost(): void {
-    const gh = this.groupHost;
-    if (gh !== null && this.attempts > 0) {
-      gh.active--;
-      this.groupHost = null;
+    if (!this.hostHeld) return;
+    this.hostHeld = false;
+    const gh = this.groupHost as GroupHost;
+    gh.active--;
+    this.releaseShared(gh);
+  }
+
+  /** Gives back what the pick took in shared state: places under the host limits, an unjudged probe. */
+  private releaseShared(gh: GroupHost): void {
+    this.releasePending();
+    const st = this.group?.state;
+    if (st == null) return;
+    if (this.holdsActive) {
+      this.holdsActive = false;
+      st.release(gh.slot, KIND_ACTIVE);
+    }
+    if (this.breakerProbe) {
+      this.breakerProbe = false;
+      st.abandonProbe(gh.slot);
     }
   }
+
+  private releasePending(): void {
+    if (!this.holdsPending) return;
+    this.holdsPending = false;
+    const gh = this.groupHost;
+    if (gh !== null) this.group?.state?.release(gh.slot, KIND_PENDING);
+  }
+
+  /** Reports the running attempt's outcome to the attemptDone phases (once per attempt). */
+  private attemptEnded(status: number, err: SluiceError | null): void {
+    if (!this.attemptOpen) return;
+    this.attemptOpen = false;
+    const hooks = this.env.pipeline.attemptDone;
+    if (hooks.length === 0) return;
+    const peer: Peer = { group: this.upstreamName, host: this.upstreamHost };
+    for (const f of hooks) f(this, peer, status, err, this);
+  }
+
+  /** The attempt ends without a verdict on the host (the keep-alive reuse race). */
+  private attemptAbandoned(): void {
+    this.attemptOpen = false;
+    const gh = this.groupHost;
+    if (this.breakerProbe && gh !== null) {
+      this.breakerProbe = false;
+      this.group?.state?.abandonProbe(gh.slot);
+    }
+  }
+
+  // ------------------------------------------------------------ retries (route `retry`)
+
+  /** After a failure before any response byte went to the client: retry on another host? */
+  private retryAfterFailure(err: SluiceError): boolean {
+    const retry = this.route?.config.retry;
+    if (retry === undefined || this.headSent || this.noRetry || err.code === 'SLUICE_ERR_TOTAL_TIMEOUT') return false;
+    if (!retryCondition(retry.on, failureKind(0, err), 0)) return false;
+    return this.scheduleRetry(retry, -1, err.code);
+  }
+
+  /** A 5xx head listed in `retry.on`: discard it and retry elsewhere, honouring Retry-After. */
+  private retryOnStatus(h: ParsedHead): boolean {
+    const retry = this.route?.config.retry;
+    if (retry === undefined || !retryCondition(retry.on, null, h.status)) return false;
+    let after = -1;
+    const names = h.lowerNames;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] === 'retry-after') {
+        after = parseRetryAfter(h.headers[2 * i + 1] as string);
+        break;
+      }
+    }
+    // Too long to wait (or unreadable): the upstream's answer goes to the client as it is.
+    if (after > retry.maxRetryAfterMs) return false;
+    this.lastError = sluiceError(h.status === 504 ? 'SLUICE_ERR_UPSTREAM_HEAD_TIMEOUT' : 'SLUICE_ERR_NO_HEALTHY_UPSTREAM', `${this.upstreamHost} answered ${h.status}`);
+    return this.scheduleRetry(retry, after, `status ${h.status}`);
+  }
+
+  private scheduleRetry(retry: RetryConfig, retryAfterMs: number, outcome: string): boolean {
+    const g = this.group;
+    if (g === null || this.retries >= retry.attempts) return false;
+    if (!mayRetryRequest(retry, this.method, this.headers)) return false;
+    if (this.reqMode !== BodyMode.None && this.replayBytes < 0) return false;
+    if (!g.hasOtherHost(this.tried ?? EMPTY, this.upstreamHost)) return false;
+    if (!this.retryingCounted && !withinBudget(retry, g.retrying, g.requests)) {
+      this.flags.push('RB');
+      return false;
+    }
+    let delay = backoffMs(retry, this.retries);
+    if (retryAfterMs > delay) delay = retryAfterMs;
+    if (this.totalDeadline !== 0 && refreshNow() + delay >= this.totalDeadline) return false;
+    if (!this.retryingCounted) {
+      this.retryingCounted = true;
+      g.retrying++;
+    }
+    this.retries++;
+    this.flags.push('RY');
+    this.endTry(outcome);
+    (this.tried ??= []).push(this.upstreamHost);
+    this.abandonUpstream();
+    this.disarm();
+    this.stage = Stage.Idle;
+    this.gotResponseBytes = false;
+    this.reusable = true;
+    this.respMode = BodyMode.None;
+    this.decoder = null;
+    this.retryTimer = setTimeout(this.retryNow, delay);
+    return true;
+  }
+
+  private readonly retryNow = (): void => {
+    this.retryTimer = null;
+    if (this.done) return;
+    const last = this.lastError ?? sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', this.group?.name);
+    // The upload went on while we waited and outgrew the retry buffer: nothing left to replay.
+    if (this.reqMode !== BodyMode.None && this.replayBytes < 0) {
+      this.fail(last);
+      return;
+    }
+    try {
+      this.attempt(false);
+    } catch (e) {
+      const err = toSluiceError(e);
+      this.fail(err.code === 'SLUICE_ERR_NO_HEALTHY_UPSTREAM' ? last : err);
+    }
+  };
 
   /** The response went out completely: return the connection and log. */
   private complete(): void {
@@ -695,10 +861,13 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
 
   private upstreamFailed(err: SluiceError, destroy = true): void {
     if (this.done) return;
+    this.attemptEnded(0, err);
     if (destroy) this.abandonUpstream();
     if (this.attempts > 0 && err.source === 'upstream' && this.upstreamHost !== '') {
       for (const f of this.env.pipeline.errorWhileProxy) f(this, { group: this.upstreamName, host: this.upstreamHost }, err, this);
     }
+    this.lastError = err;
+    if (this.retryAfterFailure(err)) return;
     this.fail(err);
   }
 
@@ -725,6 +894,8 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
             .writeStatus(statusLine(status))
             .writeHeader('content-type', 'application/json')
             .writeHeader('x-sluice-error', err.code);
+          const extra = err.headers;
+          if (extra !== null) for (let i = 0; i < extra.length; i += 2) this.res.writeHeader(extra[i] as string, extra[i + 1] as string);
           if (this.requestId !== '') this.res.writeHeader(this.env.config.proxy.requestIdHeader, this.requestId);
           this.res.end(body, close);
         });
@@ -793,6 +964,15 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (this.logged) return;
     this.logged = true;
     this.env.stats.inflight--;
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    const g = this.countedGroup;
+    if (g !== null) {
+      g.requests--;
+      if (this.retryingCounted) g.retrying--;
+    }
     if (err !== null && this.status === 0) this.status = err.status;
     for (const f of this.env.pipeline.logging) {
       try {

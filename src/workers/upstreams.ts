@@ -3,15 +3,27 @@
  * Built once per config and swapped whole on reload; pools survive a reload when their
  * group and address stay, so warm keep-alive connections are not thrown away.
  */
-import type { Balance, PoolConfig, SluiceConfig, UpstreamTimeouts } from '../shared/config';
+import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type PoolConfig, type SluiceConfig, type UpstreamConfig, type UpstreamTimeouts } from '../shared/config';
+import { sluiceError } from '../shared/errors';
+import { ADMIT, KIND_ACTIVE, PROBE, REJECT, type HostStateTable } from '../shared/host-state';
 import { jsNative } from '../shared/native';
 import type { Session } from '../shared/phases';
-import { buildSelector, ConsistentHash, type BalancedHost, type Selector } from './balancer';
+import { buildSelector, ConsistentHash, type Accept, type BalancedHost, type Selector } from './balancer';
 import { HostPool } from './pool';
 
 export interface GroupHost extends BalancedHost {
   readonly address: string;
   readonly pool: HostPool;
+  /** Slot in the shared host-state table (-1 when the group keeps no shared state). */
+  readonly slot: number;
+}
+
+/** What a pick tells the attempt besides the host. */
+export interface PickState {
+  /** The breaker admitted this attempt as a half-open probe: its outcome must be reported. */
+  breakerProbe: boolean;
+  /** The attempt holds one of the host's maxActivePerHost places (released when it ends). */
+  holdsActive: boolean;
 }
 
 /** Reads the hash key of a request; '' when the request has none. */
@@ -65,6 +77,18 @@ export function compileHashKey(expr: string): KeyExtractor {
 export class UpstreamGroup {
   private readonly selector: Selector;
   private readonly keyOf: KeyExtractor | null;
+  /** Shared host state when the group uses health checks, ejection, breakers or limits; else null. */
+  readonly state: HostStateTable | null;
+  readonly breaker: BreakerConfig | null;
+  readonly outlier: OutlierConfig | null;
+  readonly maxActive: number;
+  readonly maxPending: number;
+  private readonly panicPercent: number;
+  /** Host-state slots of the hosts, in host order. */
+  readonly slots: readonly number[];
+  /** Requests in flight to this group from this worker, and those among them retrying (retry budget). */
+  requests = 0;
+  retrying = 0;
 
   constructor(
     readonly name: string,
@@ -73,21 +97,94 @@ export class UpstreamGroup {
     readonly timeouts: UpstreamTimeouts,
     hashKey?: string,
     hashBalanceFactor = 0,
+    cfg: UpstreamConfig | null = null,
+    state: HostStateTable | null = null,
   ) {
     this.selector = buildSelector(balance, hosts, { ids: hosts.map((h) => h.address), factor: hashBalanceFactor });
     this.keyOf = hashKey === undefined ? null : compileHashKey(hashKey);
+    this.breaker = cfg?.breaker ?? null;
+    this.outlier = cfg?.outlierDetection ?? null;
+    this.maxActive = cfg?.maxActivePerHost ?? 0;
+    this.maxPending = cfg?.maxPendingPerHost ?? 0;
+    this.panicPercent = cfg?.panicThresholdPercent ?? 0;
+    const shared =
+      cfg !== null && (cfg.healthCheck !== undefined || this.breaker !== null || this.outlier !== null || this.maxActive > 0 || this.maxPending > 0);
+    this.state = shared && hosts.every((h) => h.slot >= 0) ? state : null;
+    this.slots = hosts.map((h) => h.slot);
   }
 
-  /** A host not in `tried`, or null when every host was tried. */
-  pick(tried: readonly string[], session: Session): GroupHost | null {
-    const hs = this.hosts;
-    const accept = tried.length === 0 ? null : (k: number): boolean => !tried.includes((hs[k] as GroupHost).address);
-    let i: number;
+  private select(accept: Accept | null, session: Session): number {
     const sel = this.selector;
     const key = this.keyOf === null ? '' : this.keyOf(session);
-    if (key !== '' && sel instanceof ConsistentHash) i = sel.pickHash(jsNative.hashKey(key) >>> 0, accept);
-    else i = sel.pick(accept);
-    return i === -1 ? null : (hs[i] as GroupHost);
+    if (key !== '' && sel instanceof ConsistentHash) return sel.pickHash(jsNative.hashKey(key) >>> 0, accept);
+    return sel.pick(accept);
+  }
+
+  /** Whether a retry could go anywhere: a host other than `current` and the tried ones that is available. */
+  hasOtherHost(tried: readonly string[], current: string): boolean {
+    const st = this.state;
+    const panic = st !== null && this.panicPercent > 0 && st.panic(this.slots, this.panicPercent);
+    for (const h of this.hosts) {
+      if (h.address === current || tried.includes(h.address)) continue;
+      if (st === null || panic || st.isAvailable(h.slot)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A host not in `tried`, or null when no host is left. With shared state: hosts that are
+   * down (health check), ejected or behind an open breaker are skipped unless the group is
+   * in panic (too few available: all hosts are used, flag PN); the chosen host's place under
+   * maxActivePerHost is taken (full: SLUICE_ERR_UPSTREAM_OVERFLOW) and its breaker admits the
+   * attempt (a breaker that refuses sends the walk on to the next host; when none admits,
+   * SLUICE_ERR_BREAKER_OPEN).
+   */
+  pick(tried: readonly string[], session: Session, out: PickState): GroupHost | null {
+    const hs = this.hosts;
+    const st = this.state;
+    if (st === null) {
+      const accept = tried.length === 0 ? null : (k: number): boolean => !tried.includes((hs[k] as GroupHost).address);
+      const i = this.select(accept, session);
+      return i === -1 ? null : (hs[i] as GroupHost);
+    }
+    const panic = this.panicPercent > 0 && st.panic(this.slots, this.panicPercent);
+    if (panic) session.flags.push('PN');
+    let refused: number[] | null = null;
+    let breakerSkips = false;
+    const accept = (k: number): boolean => {
+      const h = hs[k] as GroupHost;
+      if (tried.length !== 0 && tried.includes(h.address)) return false;
+      if (refused !== null && refused.includes(k)) return false;
+      if (panic) return true;
+      if (st.isAvailable(h.slot)) return true;
+      if (st.isBreakerOpen(h.slot)) breakerSkips = true;
+      return false;
+    };
+    for (let round = 0; round < hs.length; round++) {
+      const i = this.select(accept, session);
+      if (i === -1) break;
+      const h = hs[i] as GroupHost;
+      if (this.maxActive > 0) {
+        if (!st.tryAcquire(h.slot, KIND_ACTIVE, this.maxActive)) {
+          session.flags.push('UO');
+          throw sluiceError('SLUICE_ERR_UPSTREAM_OVERFLOW', `${h.address}: ${this.maxActive} requests in flight (maxActivePerHost)`);
+        }
+      }
+      const b = this.breaker;
+      const verdict = b === null ? ADMIT : st.admit(h.slot, b);
+      if (verdict !== REJECT) {
+        out.breakerProbe = verdict === PROBE;
+        out.holdsActive = this.maxActive > 0;
+        return h;
+      }
+      if (this.maxActive > 0) st.release(h.slot, KIND_ACTIVE);
+      (refused ??= []).push(i);
+    }
+    if (refused !== null || breakerSkips) {
+      session.flags.push('BO');
+      throw sluiceError('SLUICE_ERR_BREAKER_OPEN', this.name);
+    }
+    return null;
   }
 }
 
@@ -102,7 +199,12 @@ export class Upstreams {
   }
 
   /** Builds groups for `cfg`, reusing pools of `previous` with the same group and address. */
-  static build(cfg: SluiceConfig, previous: Upstreams | null): Upstreams {
+  static build(
+    cfg: SluiceConfig,
+    previous: Upstreams | null,
+    state: HostStateTable | null = null,
+    slots: Readonly<Record<string, number>> = {},
+  ): Upstreams {
     const pools = new Map<string, HostPool>();
     const groups = new Map<string, UpstreamGroup>();
     for (const [name, u] of Object.entries(cfg.upstreams)) {
@@ -114,15 +216,15 @@ export class Upstreams {
       };
       const hosts: GroupHost[] = [];
       for (const h of u.hosts) {
-        const key = `${name}|${h.address}`;
+        const key = hostKey(name, h.address);
         let pool = pools.get(key) ?? previous?.pools.get(key);
         if (pool === undefined || pool.closed) pool = new HostPool(h.address, settings);
         else pool.settings = settings;
         pools.set(key, pool);
         // Hosts listed twice in one group share the pool but count as separate entries.
-        hosts.push({ address: h.address, weight: h.weight, active: 0, pool });
+        hosts.push({ address: h.address, weight: h.weight, active: 0, pool, slot: slots[key] ?? -1 });
       }
-      groups.set(name, new UpstreamGroup(name, u.balance, hosts, timeouts, u.hashKey, u.hashBalanceFactor));
+      groups.set(name, new UpstreamGroup(name, u.balance, hosts, timeouts, u.hashKey, u.hashBalanceFactor, u, state));
     }
     if (previous !== null) {
       for (const [key, pool] of previous.pools) if (!pools.has(key)) pool.close();

@@ -69,8 +69,17 @@ describe('buildConfig: defaults', () => {
     assert.deepEqual(cfg.shutdown, { drainTimeoutMs: 30000 });
   });
 
-  test('upstream defaults: balance round_robin, weight 1, no pool/timeout overrides', () => {
-    assert.deepEqual(cfg.upstreams, { app: { balance: 'round_robin', hashBalanceFactor: 1.25, hosts: [{ address: '127.0.0.1:9001', weight: 1 }] } });
+  test('upstream defaults: balance round_robin, weight 1, no pool/timeout overrides, no limits, panic at 50 %', () => {
+    assert.deepEqual(cfg.upstreams, {
+      app: {
+        balance: 'round_robin',
+        hashBalanceFactor: 1.25,
+        hosts: [{ address: '127.0.0.1:9001', weight: 1 }],
+        maxActivePerHost: 0,
+        maxPendingPerHost: 0,
+        panicThresholdPercent: 50,
+      },
+    });
   });
 
   test('route defaults: empty match; redirect and respond defaults', () => {
@@ -125,7 +134,7 @@ describe('buildConfig: defaults', () => {
       ],
     };
     const c = buildConfig(raw);
-    assert.deepEqual(c.upstreams.app, { ...raw.upstreams.app, hashBalanceFactor: 1.25, hosts: [{ address: '[::1]:80', weight: 3 }, { address: 'backend.internal:8443', weight: 1 }] });
+    assert.deepEqual(c.upstreams.app, { ...raw.upstreams.app, hashBalanceFactor: 1.25, maxActivePerHost: 0, maxPendingPerHost: 0, panicThresholdPercent: 50, hosts: [{ address: '[::1]:80', weight: 3 }, { address: 'backend.internal:8443', weight: 1 }] });
     assert.deepEqual(c.routes[0], raw.routes[0]);
   });
 });
@@ -133,11 +142,11 @@ describe('buildConfig: defaults', () => {
 describe('buildConfig: schema errors name the option path', () => {
   const cases: [string, (c: Raw) => void, string[]][] = [
     ['unknown top-level key', (c) => (c.wrokers = 1), [
-      'wrokers is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, kafka, events, upstreams, routes)',
+      'wrokers is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
     ]],
     ['unknown nested key', (c) => (c.listen = { prot: 1 }), ['listen.prot is not a known option (known here: host, port)']],
     ['unknown key in a route', (c) => ((c.routes as Raw[])[0] = { name: 'd', action: proxyTo('app'), math: {} }), [
-      'routes[0].math is not a known option (known here: name, match, rewrite, requestHeaders, responseHeaders, action, timeouts, maxBodyBytes)',
+      'routes[0].math is not a known option (known here: name, match, rewrite, requestHeaders, responseHeaders, action, timeouts, maxBodyBytes, retry, rateLimit)',
     ]],
     ['unknown key in an action', (c) => ((c.routes as Raw[])[0] = { name: 'd', action: { ...proxyTo('app'), weight: 1 } }), [
       'routes[0].action.weight is not a known option (known here: upstream)',
@@ -317,7 +326,7 @@ describe('buildConfig: schema errors name the option path', () => {
     'an unknown key named like an Object.prototype member is reported',
     () => {
       assert.deepEqual(issuesOf({ ...minimal(), toString: 1 }), [
-        'toString is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, kafka, events, upstreams, routes)',
+        'toString is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
       ]);
     },
   );
@@ -701,5 +710,97 @@ describe('shared/errors registry', () => {
       if (st === 0) continue;
       assert.match(statusLine(st), new RegExp(`^${st} [A-Z]`), code);
     }
+  });
+});
+
+describe('buildConfig: resilience options', () => {
+  const withRoute = (extra: Raw): Raw => {
+    const c = minimal();
+    c.routes = [{ name: 'r', action: proxyTo('app'), ...extra }];
+    return c;
+  };
+  const withUpstream = (extra: Raw): Raw => {
+    const c = minimal();
+    c.upstreams = { app: { hosts: [{ address: 'a:1' }], ...extra } };
+    return c;
+  };
+
+  test('defaults of present sections (retry, rateLimit, breaker, outlierDetection, healthCheck)', () => {
+    const r = buildConfig(withRoute({ retry: {}, rateLimit: { rate: 5 } })).routes[0];
+    assert.deepEqual(r?.retry, {
+      attempts: 2,
+      on: ['connect', 'reset', '502', '503', '504'],
+      idempotencyKey: false,
+      backoffBaseMs: 25,
+      backoffMaxMs: 250,
+      maxRetryAfterMs: 1000,
+      budgetPercent: 20,
+      budgetMin: 3,
+    });
+    assert.deepEqual(r?.rateLimit, { key: 'client_ip', rate: 5, headers: 'rejected' });
+    const u = buildConfig(withUpstream({ breaker: {}, outlierDetection: {}, healthCheck: {} })).upstreams.app;
+    assert.deepEqual(u?.breaker, {
+      consecutiveFailures: 5,
+      failureRatio: 0.5,
+      windowMs: 10000,
+      minRequests: 20,
+      openMs: 5000,
+      halfOpenProbes: 3,
+      closeAfter: 3,
+      failOn: ['connect', 'timeout', 'reset', '5xx'],
+    });
+    assert.deepEqual(u?.outlierDetection, { consecutiveErrors: 5, baseEjectionMs: 30000, maxEjectionMs: 300000, maxEjectionPercent: 10 });
+    assert.deepEqual(u?.healthCheck, { type: 'http', path: '/', expectStatuses: ['200-399'], intervalMs: 2000, timeoutMs: 1000, jitter: 0.1, rise: 2, fall: 3 });
+    assert.deepEqual(buildConfig(minimal()).rateLimit, { tableSize: 65536, idleMs: 60000 });
+  });
+
+  test('absent sections stay absent (features off)', () => {
+    const c = buildConfig(minimal());
+    assert.equal(c.routes[0]?.retry, undefined);
+    assert.equal(c.routes[0]?.rateLimit, undefined);
+    assert.equal(c.upstreams.app?.breaker, undefined);
+    assert.equal(c.upstreams.app?.healthCheck, undefined);
+    assert.equal(c.upstreams.app?.outlierDetection, undefined);
+  });
+
+  const cases: [string, Raw, string[]][] = [
+    ['rate key', withRoute({ rateLimit: { rate: 1, key: 'ip' } }), ['routes[0].rateLimit.key must be parts joined by +: client_ip, route, header:NAME, got "ip"']],
+    ['rate required', withRoute({ rateLimit: { burst: 3 } }), ['routes[0].rateLimit.rate is required']],
+    ['rate too small for the burst', withRoute({ rateLimit: { rate: 0.001, burst: 10000 } }), []],
+    ['retry on', withRoute({ retry: { on: ['500'] } }), ['routes[0].retry.on[0] must be one of connect, timeout, reset, 502, 503, 504, 5xx, got "500"']],
+    ['backoff cap below base', withRoute({ retry: { backoffBaseMs: 100, backoffMaxMs: 50 } }), ['routes[0].retry.backoffMaxMs must be >= backoffBaseMs (100), got 50']],
+    ['breaker failOn', withUpstream({ breaker: { failOn: ['4xx'] } }), ['upstreams.app.breaker.failOn[0] must be one of connect, timeout, reset, 5xx, got "4xx"']],
+    ['status range', withUpstream({ healthCheck: { expectStatuses: ['399-200'] } }), ['upstreams.app.healthCheck.expectStatuses[0] is an empty range 399-200']],
+    ['tcp with a path', withUpstream({ healthCheck: { type: 'tcp', path: '/x' } }), ['upstreams.app.healthCheck.type is tcp: path and host only apply to http checks']],
+    ['ejection cap', withUpstream({ outlierDetection: { baseEjectionMs: 10000, maxEjectionMs: 5000 } }), [
+      'upstreams.app.outlierDetection.maxEjectionMs must be >= baseEjectionMs (10000), got 5000',
+    ]],
+    ['table size', { ...minimal(), rateLimit: { tableSize: 1000 } }, ['rateLimit.tableSize must be a power of two, got 1000']],
+  ];
+  for (const [name, c, want] of cases) {
+    test(name, () => {
+      if (name === 'rate too small for the burst') {
+        const issues = issuesOf(c);
+        assert.equal(issues.length, 1);
+        assert.match(issues[0] as string, /^routes\[0\]\.rateLimit /);
+        return;
+      }
+      assert.deepEqual(issuesOf(c), want);
+    });
+  }
+
+  test('routes sharing a zone must share the policy', () => {
+    const c = minimal();
+    c.routes = [
+      { name: 'a', match: { path: { prefix: '/a' } }, action: proxyTo('app'), rateLimit: { rate: 5, zone: 'z' } },
+      { name: 'b', action: proxyTo('app'), rateLimit: { rate: 6, zone: 'z' } },
+    ];
+    assert.deepEqual(issuesOf(c), ['routes[1].rateLimit.zone z is shared with routes[0].rateLimit, which sets another rate or burst (a zone has one policy)']);
+  });
+
+  test('retry only on proxy and split routes', () => {
+    const c = minimal();
+    c.routes = [{ name: 'r', action: { type: 'respond', body: 'x' }, retry: {} }];
+    assert.deepEqual(issuesOf(c), ['routes[0].retry only applies to proxy and split routes (this one is respond)']);
   });
 });

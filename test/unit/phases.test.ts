@@ -38,6 +38,7 @@ const HOOKS = [
   'requestFilter',
   'upstreamPeer',
   'upstreamRequestFilter',
+  'attemptDone',
   'responseFilter',
   'failToConnect',
   'errorWhileProxy',
@@ -52,6 +53,7 @@ function fullPhase(name: string): Required<ProxyPhases<Ctx>> {
     requestFilter: (_s, c) => (c.log.push(`${name}.requestFilter`), false),
     upstreamPeer: (_s, _t, c) => (c.log.push(`${name}.upstreamPeer`), null),
     upstreamRequestFilter: (_s, _h, c) => void c.log.push(`${name}.upstreamRequestFilter`),
+    attemptDone: (_s, _p, _st, _e, c) => void c.log.push(`${name}.attemptDone`),
     responseFilter: (_s, _h, c) => void c.log.push(`${name}.responseFilter`),
     failToConnect: (_s, _p, _e, c) => (c.log.push(`${name}.failToConnect`), true),
     errorWhileProxy: (_s, _p, _e, c) => void c.log.push(`${name}.errorWhileProxy`),
@@ -71,6 +73,7 @@ function runAll(p: Pipeline<Ctx>): string[] {
   for (const f of p.requestFilter) f(s, ctx);
   for (const f of p.upstreamPeer) f(s, [], ctx);
   for (const f of p.upstreamRequestFilter) f(s, [], ctx);
+  for (const f of p.attemptDone) f(s, peer, 200, null, ctx);
   for (const f of p.responseFilter) f(s, head, ctx);
   for (const f of p.failToConnect) f(s, peer, err, ctx);
   for (const f of p.errorWhileProxy) f(s, peer, err, ctx);
@@ -106,6 +109,7 @@ describe('buildPipeline', () => {
         ['requestFilter', 2],
         ['upstreamPeer', 1],
         ['upstreamRequestFilter', 1],
+        ['attemptDone', 1],
         ['responseFilter', 1],
         ['failToConnect', 1],
         ['errorWhileProxy', 1],
