@@ -137,7 +137,7 @@ describe('circuit breaker, shared by the workers', () => {
     assert.ok(after.every((r) => r.status === 200 && r.body.toString() === 'good'), 'the open host gets no traffic from either worker');
     assert.equal(bad.hits, hitsAtOpen);
     assert.equal(s.logs.filter((l) => l.msg === 'circuit breaker opened' && (l.host as string) === bad.address).length, 1, 'opened once for the instance');
-    assert.ok(accessLog(s).some((r) => r.flags?.includes('CO')), 'the request that opened it is flagged CO');
+    await waitFor(() => accessLog(s).some((r) => r.flags?.includes('CO')), 'the request that opened it flagged CO');
 
     // The host recovers: after the cool-down a probe goes through, and closeAfter successes close it.
     bad.mode = 'ok';
@@ -236,7 +236,7 @@ describe('outlier detection', () => {
     assert.ok(replies.every((r) => r.status === 200));
     assert.equal(bad.hits, hits, 'the ejected host gets nothing');
     assert.equal(s.logs.filter((l) => l.msg === 'host ejected (outlier detection)').length, 1);
-    assert.ok(accessLog(s).some((r) => r.flags?.includes('EJ')));
+    await waitFor(() => accessLog(s).some((r) => r.flags?.includes('EJ')), 'the request that ejected the host flagged EJ');
   });
 });
 
@@ -340,6 +340,8 @@ describe('retries', () => {
     for (const r of release) r();
     const replies = await Promise.all(pending);
     assert.deepEqual(replies.map((r) => r.status).sort(), [200, 503, 503, 503]);
+    // Worker stdout reaches the process's stdout asynchronously: wait for all four lines.
+    await waitFor(() => accessLog(s).length >= 4, 'four access-log lines');
     const log = accessLog(s);
     assert.equal(log.filter((r) => r.flags?.includes('RY')).length, 1);
     assert.equal(log.filter((r) => r.flags?.includes('RB')).length, 3);
