@@ -15,8 +15,15 @@ import { startProcess } from './process';
 import type { Contender, Endpoint, RunningContender, StartContext } from './types';
 
 /** Scenarios whose feature Sluice does not have yet; every other one it runs. */
-const MISSING: ReadonlySet<ScenarioName> = new Set<ScenarioName>(['rate-limit']);
+const MISSING: ReadonlySet<ScenarioName> = new Set<ScenarioName>([]);
 const SUPPORTED: ReadonlySet<ScenarioName> = new Set(SCENARIO_NAMES.filter((n) => !MISSING.has(n)));
+
+/**
+ * Scenarios whose Sluice config turns on features that the `sluice-1w-off` contender turns
+ * off, so that one run measures what the features cost (issue: rate limiting and breakers on
+ * the route may add at most 5 % CPU per request).
+ */
+export const FEATURE_SCENARIOS: ReadonlySet<ScenarioName> = new Set<ScenarioName>(['rate-limit']);
 
 export function supports(scenario: Scenario): boolean {
   return SUPPORTED.has(scenario.name);
@@ -29,6 +36,8 @@ export interface SluiceConfigInput {
   readonly workers: number;
   /** A free port, should the config need one more listener (the admin server, say). */
   readonly sparePort: number;
+  /** false: leave out the scenario's features (the `sluice-1w-off` baseline). Default true. */
+  readonly features?: boolean;
 }
 
 /** The config file for one scenario (written as JSON). */
@@ -47,6 +56,13 @@ export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
     case 'consistent-hash':
       upstream.balance = 'ketama';
       upstream.hashKey = `header:${KEY_HEADER}`;
+      break;
+    case 'rate-limit':
+      if (input.features === false) break;
+      // The check, never the rejection: a bucket per key that the load cannot empty, plus a
+      // breaker on the upstream (it sees every outcome and never opens).
+      route.rateLimit = { key: `header:${KEY_HEADER}`, rate: 1000000, burst: 1000000 };
+      upstream.breaker = {};
       break;
     case 'kafka-events':
       // The local broker (scripts/kafka.sh, 127.0.0.1:19092), zstd via the throughput profile.
@@ -72,7 +88,7 @@ export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
   };
 }
 
-async function start(name: string, ctx: StartContext, workers: number): Promise<RunningContender> {
+async function start(name: string, ctx: StartContext, workers: number, features = true): Promise<RunningContender> {
   const main = path.join(ctx.root, 'dist', 'src', 'main', 'index.js');
   if (!fs.existsSync(main)) throw new Error(`${name}: Sluice is not built (${path.relative(ctx.root, main)} is missing)`);
   const configFile = path.join(ctx.workDir, 'sluice.json');
@@ -82,6 +98,7 @@ async function start(name: string, ctx: StartContext, workers: number): Promise<
     upstreams: ctx.upstreams,
     workers,
     sparePort: ctx.sparePort,
+    features,
   });
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
   return startProcess(name, ctx, {
@@ -106,4 +123,12 @@ export const sluiceAll: Contender = {
   pinning: 'all',
   supports,
   start: (ctx) => start('sluice', ctx, ctx.cpuCount),
+};
+
+export const sluice1wOff: Contender = {
+  name: 'sluice-1w-off',
+  description: "Sluice, 1 worker thread, the scenario's features off (rate limiting and breakers): the baseline for their cost",
+  pinning: 'proxy',
+  supports: (s) => FEATURE_SCENARIOS.has(s.name),
+  start: (ctx) => start('sluice-1w-off', ctx, 1, false),
 };

@@ -103,6 +103,30 @@ function table(rows: readonly SummaryRow[], settings: BenchSettings): string {
 
 const SLUICE_ROWS = ['sluice-1w', 'sluice'];
 
+/** The budget for a scenario's features (rate limiting and breakers: issue 6), as CPU/request growth. */
+const FEATURE_BUDGET = 0.05;
+
+/**
+ * `sluice-1w` (features on) against `sluice-1w-off` (the same config without them), per load
+ * generator: the growth of CPU per request measured in the same run.
+ */
+export function featureCost(outcomes: readonly ScenarioOutcome[]): string[] {
+  const out: string[] = [];
+  for (const o of outcomes) {
+    for (const on of o.rows.filter((r) => r.contender === 'sluice-1w')) {
+      const off = o.rows.find((r) => r.contender === 'sluice-1w-off' && r.loadgen === on.loadgen);
+      if (off === undefined || on.proxyCpuUsPerReq === null || off.proxyCpuUsPerReq === null) continue;
+      const growth = on.proxyCpuUsPerReq / off.proxyCpuUsPerReq - 1;
+      const verdictText = growth <= FEATURE_BUDGET ? 'within' : '**over**';
+      out.push(
+        `- **${o.scenario}** (${on.loadgen}): ${fmt(on.proxyCpuUsPerReq, 1)} µs CPU per request with the features vs ${fmt(off.proxyCpuUsPerReq, 1)} without: ` +
+          `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %, ${verdictText} the ${FEATURE_BUDGET * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s.`,
+      );
+    }
+  }
+  return out;
+}
+
 /** The plain statement: where Sluice is behind nginx, row by row, or why it cannot be said. */
 export function verdict(outcomes: readonly ScenarioOutcome[], settings: BenchSettings): string[] {
   const out: string[] = [];
@@ -216,6 +240,8 @@ export function renderMarkdown(
   }
   md.push('## Where Sluice is behind nginx', '');
   md.push(...verdict(outcomes, settings), '');
+  const cost = featureCost(outcomes);
+  if (cost.length > 0) md.push('## What Sluice\'s features cost', '', ...cost, '');
   md.push('## Reading the table', '');
   md.push(
     '- **req/s**: completed responses per second; **spread**: half the range of req/s over the rounds, relative to the median.',
