@@ -140,23 +140,47 @@ export class LeastRequestP2C implements Selector {
  * The per-request lookup runs in JS on the same table: one N-API call costs more than the
  * whole JS lookup (bench/results/micro-native.md). Requests without a key fall back to
  * smooth round robin, as HAProxy's `balance hdr()` does.
+ *
+ * Membership: the table is built over every host, and rebuilt over the available ones when
+ * health, ejection or breakers change which hosts may take traffic (`setMembership`), as
+ * HAProxy takes a down server's points out of its tree. For ketama this gives the same
+ * picks as walking past the down host; for Maglev it keeps the load even (walking past a
+ * slot would hand a down host's whole share to its table neighbours).
  */
 export class ConsistentHash implements Selector {
-  private readonly eligible: Uint8Array;
-  private readonly loads: Int32Array;
   private readonly fallback: SmoothRoundRobin;
+  private table: Uint32Array;
+  /** Table index → host index; null when the table covers every host in order. */
+  private members: Int32Array | null = null;
+  private eligible: Uint8Array;
+  private loads: Int32Array;
   /** How far the walk goes: every ketama point of every host, or every Maglev slot, at most. */
-  private readonly maxSteps: number;
+  private maxSteps: number;
 
   constructor(
     private readonly hosts: readonly BalancedHost[],
-    private readonly table: Uint32Array,
+    private readonly build: (members: readonly number[]) => Uint32Array,
     private readonly factor: number,
   ) {
+    this.fallback = new SmoothRoundRobin(hosts);
+    this.table = build(hosts.map((_h, i) => i));
     this.eligible = new Uint8Array(hosts.length);
     this.loads = new Int32Array(hosts.length);
-    this.fallback = new SmoothRoundRobin(hosts);
-    this.maxSteps = table[HDR_SIZE] as number;
+    this.maxSteps = this.table[HDR_SIZE] as number;
+  }
+
+  /**
+   * Rebuilds the table over `members` (host indices, ascending), or over every host when
+   * null. The caller only calls it when membership changed.
+   */
+  setMembership(members: readonly number[] | null): void {
+    const all = members === null || members.length === this.hosts.length;
+    const list = all ? this.hosts.map((_h, i) => i) : members;
+    this.table = this.build(list);
+    this.members = all ? null : Int32Array.from(list);
+    this.eligible = new Uint8Array(list.length);
+    this.loads = new Int32Array(list.length);
+    this.maxSteps = this.table[HDR_SIZE] as number;
   }
 
   pick(accept: Accept | null): number {
@@ -164,13 +188,22 @@ export class ConsistentHash implements Selector {
   }
 
   pickHash(keyHash: number, accept: Accept | null): number {
-    const n = this.hosts.length;
+    const m = this.members;
     const el = this.eligible;
-    for (let i = 0; i < n; i++) el[i] = accept === null || accept(i) ? 1 : 0;
-    if (this.factor <= 0) return jsNative.lookupWalk(this.table, keyHash, this.maxSteps, el);
-    const loads = this.loads;
-    for (let i = 0; i < n; i++) loads[i] = (this.hosts[i] as BalancedHost).active;
-    return jsNative.lookupBounded(this.table, keyHash, this.maxSteps, el, loads, this.factor);
+    const n = el.length;
+    for (let j = 0; j < n; j++) {
+      const i = m === null ? j : (m[j] as number);
+      el[j] = accept === null || accept(i) ? 1 : 0;
+    }
+    let j: number;
+    if (this.factor <= 0) j = jsNative.lookupWalk(this.table, keyHash, this.maxSteps, el);
+    else {
+      const loads = this.loads;
+      for (let k = 0; k < n; k++) loads[k] = (this.hosts[m === null ? k : (m[k] as number)] as BalancedHost).active;
+      j = jsNative.lookupBounded(this.table, keyHash, this.maxSteps, el, loads, this.factor);
+    }
+    if (j === -1 || m === null) return j;
+    return m[j] as number;
   }
 }
 
@@ -189,9 +222,12 @@ export function buildSelector(kind: BalanceKind, hosts: readonly BalancedHost[],
       if (hash === undefined) throw new Error(`${kind} needs host ids`);
       // Table builds are where the addon wins (bench/results/micro-native.md).
       const native = loadNative();
-      const specs = hosts.map((h, i) => ({ id: hash.ids[i] as string, weight: h.weight }));
-      const table = kind === 'ketama' ? native.buildKetama(specs) : native.buildMaglev(specs);
-      return new ConsistentHash(hosts, table, hash.factor);
+      const ids = hash.ids;
+      const build = (members: readonly number[]): Uint32Array => {
+        const specs = members.map((i) => ({ id: ids[i] as string, weight: (hosts[i] as BalancedHost).weight }));
+        return kind === 'ketama' ? native.buildKetama(specs) : native.buildMaglev(specs);
+      };
+      return new ConsistentHash(hosts, build, hash.factor);
     }
     case 'round_robin':
       return new SmoothRoundRobin(hosts);

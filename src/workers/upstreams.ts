@@ -86,6 +86,8 @@ export class UpstreamGroup {
   private readonly panicPercent: number;
   /** Host-state slots of the hosts, in host order. */
   readonly slots: readonly number[];
+  /** Hashed groups with shared state: which hosts the table was last built over (1 = in). */
+  private readonly builtFor: Uint8Array;
   /** Requests in flight to this group from this worker, and those among them retrying (retry budget). */
   requests = 0;
   retrying = 0;
@@ -111,6 +113,32 @@ export class UpstreamGroup {
       cfg !== null && (cfg.healthCheck !== undefined || this.breaker !== null || this.outlier !== null || this.maxActive > 0 || this.maxPending > 0);
     this.state = shared && hosts.every((h) => h.slot >= 0) ? state : null;
     this.slots = hosts.map((h) => h.slot);
+    this.builtFor = new Uint8Array(hosts.length).fill(1);
+  }
+
+  /**
+   * Consistent hashing: rebuilds the table over the available hosts when that set changed
+   * since the last build (all hosts in panic, or when none is available). Costs one
+   * availability read per host per pick; a rebuild (ketama 100 hosts ≈ 1.4 ms, Maglev ≈ 5 ms)
+   * happens once per change per worker.
+   */
+  private syncMembership(sel: ConsistentHash, st: HostStateTable, panic: boolean): void {
+    const hs = this.hosts;
+    const mask = this.builtFor;
+    let changed = false;
+    let count = 0;
+    for (let i = 0; i < hs.length; i++) {
+      const a = panic || st.isAvailable((hs[i] as GroupHost).slot) ? 1 : 0;
+      if (mask[i] !== a) {
+        mask[i] = a;
+        changed = true;
+      }
+      count += a;
+    }
+    if (!changed) return;
+    const members: number[] = [];
+    for (let i = 0; i < hs.length; i++) if (mask[i] === 1) members.push(i);
+    sel.setMembership(count === 0 || count === hs.length ? null : members);
   }
 
   private select(accept: Accept | null, session: Session): number {
@@ -149,6 +177,7 @@ export class UpstreamGroup {
     }
     const panic = this.panicPercent > 0 && st.panic(this.slots, this.panicPercent);
     if (panic) session.flags.push('PN');
+    if (this.selector instanceof ConsistentHash) this.syncMembership(this.selector, st, panic);
     let refused: number[] | null = null;
     let breakerSkips = false;
     const accept = (k: number): boolean => {

@@ -209,6 +209,43 @@ describe('active health checks', () => {
   });
 });
 
+describe('consistent hashing with health', () => {
+  test('a down host leaves the ketama ring; keys of the other hosts stay put; it comes back', async () => {
+    const ups = [await switchable('a'), await switchable('b'), await switchable('c')];
+    for (const u of ups) closers.push(() => u.close());
+    const s = await startSluice({
+      workers: 2,
+      upstreams: {
+        app: {
+          balance: 'ketama',
+          hashKey: 'header:x-user',
+          hashBalanceFactor: 0,
+          hosts: ups.map((u) => ({ address: u.address })),
+          healthCheck: { path: '/health', intervalMs: 50, rise: 1, fall: 1 },
+          panicThresholdPercent: 0,
+        },
+      },
+      routes: [{ name: 'app', action: { type: 'proxy', upstream: 'app' } }],
+    });
+    closers.push(() => s.stop());
+    const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+    const placement = async (): Promise<string[]> =>
+      Promise.all(users.map(async (u) => (await request(s.port, { path: '/x', headers: { 'x-user': u } })).body.toString()));
+    const before = await placement();
+    assert.ok(new Set(before).size === 3, 'keys spread over the three hosts');
+    ups[0]!.mode = 503;
+    await s.waitForLog((l) => l.msg === 'health check: host is down' && l.host === ups[0]!.address);
+    const during = await placement();
+    users.forEach((u, i) => {
+      assert.notEqual(during[i], 'a', `${u} avoids the down host`);
+      if (before[i] !== 'a') assert.equal(during[i], before[i], `${u} stays on its host`);
+    });
+    ups[0]!.mode = 'ok';
+    await s.waitForLog((l) => l.msg === 'health check: host is up' && l.host === ups[0]!.address);
+    assert.deepEqual(await placement(), before, 'the table is whole again');
+  });
+});
+
 describe('outlier detection', () => {
   test('consecutive gateway errors eject a host for all workers', async () => {
     const bad = await switchable('bad');

@@ -56,6 +56,32 @@ describe('consistent hashing', () => {
     });
   }
 
+  for (const kind of ['ketama', 'maglev'] as const) {
+    test(`${kind}: a membership rebuild without a host equals a table built without it, in host indices`, () => {
+      const n = 6;
+      const down = 2;
+      const sel = buildSelector(kind, hostsOf(n), { ids: idsOf(n), factor: 0 }) as ConsistentHash;
+      const members = Array.from({ length: n }, (_, i) => i).filter((i) => i !== down);
+      sel.setMembership(members);
+      const fresh = buildSelector(kind, hostsOf(n - 1), { ids: idsOf(n - 1, down), factor: 0 }) as ConsistentHash;
+      for (let k = 0; k < 2000; k++) {
+        const got = sel.pickHash(h(`user-${k}`), null);
+        assert.notEqual(got, down, 'the host out of the table is never picked');
+        assert.equal(got, members[fresh.pickHash(h(`user-${k}`), null)], 'same placement as a table built over the members');
+      }
+      // Bounded load and the accept predicate see host indices, not table indices.
+      const bounded = buildSelector(kind, hostsOf(n), { ids: idsOf(n), factor: 1.25 }) as ConsistentHash;
+      bounded.setMembership(members);
+      const seen: number[] = [];
+      const pick = bounded.pickHash(h('user-1'), (i) => (seen.push(i), i !== members[0]));
+      assert.ok(seen.every((i) => i !== down), 'accept is asked about member hosts only');
+      assert.ok(pick !== down && pick !== members[0]);
+      sel.setMembership(null);
+      const whole = buildSelector(kind, hostsOf(n), { ids: idsOf(n), factor: 0 }) as ConsistentHash;
+      for (let k = 0; k < 500; k++) assert.equal(sel.pickHash(h(`user-${k}`), null), whole.pickHash(h(`user-${k}`), null), 'back to all hosts');
+    });
+  }
+
   test('bounded load: a hot key spills over instead of piling onto one host', () => {
     const hosts = hostsOf(4);
     const sel = buildSelector('ketama', hosts, { ids: idsOf(4), factor: 1.25 }) as ConsistentHash;
