@@ -15,49 +15,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { headOutLength, jsNative, loadNative, type HostSpec, type NativeApi } from '../../src/shared/native';
+import { measure as measureAll, state } from './timing';
+
+const measure = (fns: (() => number)[], inner: number, targetMs?: number): number[] => measureAll(fns, inner, quick, targetMs);
 
 const native = loadNative();
 const quick = process.argv.includes('--quick');
-let sink = 0;
 
-
-/** CPU time of this process so far, in ns (process-wide: the JS thread plus any GC helpers). */
-function cpuNs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-}
-
-/** Iterations of `fn` that take about `targetMs` of CPU (after warming it up). */
-function calibrate(fn: () => number, targetMs: number): number {
-  let iters = 1;
-  for (;;) {
-    const t0 = cpuNs();
-    for (let i = 0; i < iters; i++) sink += fn();
-    const ms = (cpuNs() - t0) / 1e6;
-    if (ms > targetMs / 4) return Math.max(1, Math.round((iters * targetMs) / ms));
-    iters *= 2;
-  }
-}
-
-/**
- * ns per call of each of `fns` (each runs `inner` calls per invocation), in CPU time rather
- * than wall time. The contenders' timed runs are interleaved (A B C A B C ...) so that they
- * see the same conditions, and each reports its fastest run: on a shared machine interference
- * only ever adds time.
- */
-function measure(fns: (() => number)[], inner: number, targetMs = quick ? 10 : 60): number[] {
-  const iters = fns.map((fn) => calibrate(fn, targetMs));
-  const best = fns.map(() => Infinity);
-  for (let r = 0; r < (quick ? 3 : 15); r++) {
-    fns.forEach((fn, k) => {
-      const n = iters[k] as number;
-      const t0 = cpuNs();
-      for (let i = 0; i < n; i++) sink += fn();
-      best[k] = Math.min(best[k] as number, (cpuNs() - t0) / (n * inner));
-    });
-  }
-  return best;
-}
 
 // ---- inputs ---------------------------------------------------------------------------------
 
@@ -186,7 +150,7 @@ const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
 const env = `${cpu}, ${os.cpus().length} cores; node ${process.version}; ${version('rustc', ['--version'])}; load average at the end ${load}`;
 console.log(lines.join('\n'));
-console.log(`\n${env}; sink ${sink > 0 ? 'ok' : 'zero'}`);
+console.log(`\n${env}; sink ${state.sink > 0 ? 'ok' : 'zero'}`);
 
 if (process.argv.includes('--write')) {
   const root = path.resolve(__dirname, '..', '..', '..');
