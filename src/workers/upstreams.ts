@@ -86,6 +86,23 @@ export class UpstreamGroup {
   private readonly panicPercent: number;
   /** Host-state slots of the hosts, in host order. */
   readonly slots: readonly number[];
+  // State of the running pick's walk, read by acceptShared.
+  private walkTried: readonly string[] = [];
+  private walkRefused: number[] | null = null;
+  private walkPanic = false;
+  private walkBreakerSkips = false;
+  /** The walk's predicate with shared state: not tried, not refused by its breaker, available (unless panic). */
+  private readonly acceptShared = (k: number): boolean => {
+    const h = this.hosts[k] as GroupHost;
+    const tried = this.walkTried;
+    if (tried.length !== 0 && tried.includes(h.address)) return false;
+    if (this.walkRefused !== null && this.walkRefused.includes(k)) return false;
+    if (this.walkPanic) return true;
+    const st = this.state as HostStateTable;
+    if (st.isAvailable(h.slot)) return true;
+    if (st.isBreakerOpen(h.slot)) this.walkBreakerSkips = true;
+    return false;
+  };
   /** Hashed groups with shared state: which hosts the table was last built over (1 = in). */
   private readonly builtFor: Uint8Array;
   /** Requests in flight to this group from this worker, and those among them retrying (retry budget). */
@@ -178,17 +195,13 @@ export class UpstreamGroup {
     const panic = this.panicPercent > 0 && st.panic(this.slots, this.panicPercent);
     if (panic) session.flags.push('PN');
     if (this.selector instanceof ConsistentHash) this.syncMembership(this.selector, st, panic);
-    let refused: number[] | null = null;
-    let breakerSkips = false;
-    const accept = (k: number): boolean => {
-      const h = hs[k] as GroupHost;
-      if (tried.length !== 0 && tried.includes(h.address)) return false;
-      if (refused !== null && refused.includes(k)) return false;
-      if (panic) return true;
-      if (st.isAvailable(h.slot)) return true;
-      if (st.isBreakerOpen(h.slot)) breakerSkips = true;
-      return false;
-    };
+    // The walk's predicate reads these fields (one bound function per group, not a closure
+    // per request; picks never interleave within a worker).
+    this.walkTried = tried;
+    this.walkRefused = null;
+    this.walkPanic = panic;
+    this.walkBreakerSkips = false;
+    const accept = this.acceptShared;
     for (let round = 0; round < hs.length; round++) {
       const i = this.select(accept, session);
       if (i === -1) break;
@@ -207,9 +220,9 @@ export class UpstreamGroup {
         return h;
       }
       if (this.maxActive > 0) st.release(h.slot, KIND_ACTIVE);
-      (refused ??= []).push(i);
+      (this.walkRefused ??= []).push(i);
     }
-    if (refused !== null || breakerSkips) {
+    if (this.walkRefused !== null || this.walkBreakerSkips) {
       session.flags.push('BO');
       throw sluiceError('SLUICE_ERR_BREAKER_OPEN', this.name);
     }
