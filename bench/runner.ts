@@ -36,7 +36,7 @@ import { killLoadGenerators, runLoad } from './loadgen';
 import type { LoadGenName, LoadResult, LoadSpec } from './loadgen/types';
 import { cpuList, renderMarkdown } from './report/markdown';
 import type { BenchSettings, ContenderStatus, RunRecord, ScenarioOutcome } from './report/model';
-import { summarize } from './report/summarize';
+import { pairedCpuRatios, summarize } from './report/summarize';
 import { renderSvg } from './report/svg';
 import { SCENARIOS, scenarioBody, type Scenario } from './scenarios';
 import { startUpstream, type Upstream } from './upstream';
@@ -241,7 +241,14 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
   const runErrors = runs
     .filter((r) => r.scenario === s.name && r.error !== undefined)
     .map((r) => ({ contender: r.contender, loadgen: r.loadgen, round: r.round, error: r.error ?? '' }));
-  return { ...base, contenders, rows: scenarioRows(s.name, contenders, runs, env.loadgens), runErrors };
+  return { ...base, contenders, rows: scenarioRows(s.name, contenders, runs, env.loadgens), featurePairs: featurePairs(s.name, runs, env.loadgens), runErrors };
+}
+
+/** Paired per-round ratios of sluice-1w over sluice-1w-off, when both ran (feature cost). */
+function featurePairs(scenario: string, runs: readonly RunRecord[], loadgens: readonly LoadGenName[]): ScenarioOutcome['featurePairs'] {
+  const mine = runs.filter((r) => r.scenario === scenario);
+  const pairs = loadgens.map((lg) => ({ loadgen: lg, ratios: pairedCpuRatios(mine, 'sluice-1w', 'sluice-1w-off', lg) })).filter((p) => p.ratios.length > 0);
+  return pairs.length > 0 ? pairs : undefined;
 }
 
 function scenarioRows(
@@ -286,7 +293,9 @@ function writeReport(root: string, raw: RawFile & { name: string }, rawFile: str
 function rerender(root: string, rawFile: string): void {
   const raw = JSON.parse(fs.readFileSync(rawFile, 'utf8')) as RawFile;
   const outcomes = raw.outcomes.map((o) =>
-    o.notAvailable ? o : { ...o, rows: scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens) },
+    o.notAvailable
+      ? o
+      : { ...o, rows: scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens), featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens) },
   );
   // Files from before `name` was stored: the name is in the file name (DATE-NAME-HHMMSS.json).
   const name = raw.name ?? path.basename(rawFile, '.json').slice(11).replace(/-\d{6}$/, '');

@@ -2,6 +2,7 @@
 import { NOISY_OTHER_PCT } from '../lib/noise';
 import type { SystemInfo } from '../lib/sysinfo';
 import type { BenchSettings, ScenarioOutcome, SummaryRow } from './model';
+import { median } from './summarize';
 
 const SATURATED_PCT = 95;
 const NOISY_PCT = NOISY_OTHER_PCT;
@@ -108,19 +109,29 @@ const FEATURE_BUDGET = 0.05;
 
 /**
  * `sluice-1w` (features on) against `sluice-1w-off` (the same config without them), per load
- * generator: the growth of CPU per request measured in the same run.
+ * generator: the growth of CPU per request measured in the same run, from the medians and
+ * from the per-round pairs (the two ran back to back in each round, so a pair shares the
+ * machine's condition; the median of the pairs is the steadier figure).
  */
 export function featureCost(outcomes: readonly ScenarioOutcome[]): string[] {
   const out: string[] = [];
+  const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
   for (const o of outcomes) {
     for (const on of o.rows.filter((r) => r.contender === 'sluice-1w')) {
       const off = o.rows.find((r) => r.contender === 'sluice-1w-off' && r.loadgen === on.loadgen);
       if (off === undefined || on.proxyCpuUsPerReq === null || off.proxyCpuUsPerReq === null) continue;
       const growth = on.proxyCpuUsPerReq / off.proxyCpuUsPerReq - 1;
-      const verdictText = growth <= FEATURE_BUDGET ? 'within' : '**over**';
+      const ratios = o.featurePairs?.find((p) => p.loadgen === on.loadgen)?.ratios ?? [];
+      const paired = ratios.length > 0 ? median(ratios) - 1 : null;
+      const judged = paired ?? growth;
+      const verdictText = judged <= FEATURE_BUDGET ? 'within' : '**over**';
+      const pairText =
+        paired === null
+          ? ''
+          : `; per-round pairs: median ${pct(paired)} over ${ratios.length} rounds (from ${pct(Math.min(...ratios) - 1)} to ${pct(Math.max(...ratios) - 1)})`;
       out.push(
-        `- **${o.scenario}** (${on.loadgen}): ${fmt(on.proxyCpuUsPerReq, 1)} µs CPU per request with the features vs ${fmt(off.proxyCpuUsPerReq, 1)} without: ` +
-          `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %, ${verdictText} the ${FEATURE_BUDGET * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s.`,
+        `- **${o.scenario}** (${on.loadgen}): ${fmt(on.proxyCpuUsPerReq, 1)} µs CPU per request with the features vs ${fmt(off.proxyCpuUsPerReq, 1)} without ` +
+          `(medians: ${pct(growth)})${pairText}: ${verdictText} the ${FEATURE_BUDGET * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s.`,
       );
     }
   }

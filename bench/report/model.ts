@@ -88,6 +88,11 @@ export interface ScenarioOutcome {
   readonly notAvailable?: string;
   readonly contenders: readonly ContenderStatus[];
   readonly rows: readonly SummaryRow[];
+  /**
+   * `sluice-1w` CPU/request ÷ `sluice-1w-off` CPU/request, per round (the two ran back to
+   * back in each round), per load generator: pairs cancel the slow drift of a shared machine.
+   */
+  readonly featurePairs?: readonly { readonly loadgen: string; readonly ratios: readonly number[] }[];
   /** Runs that produced no result, or a result with an error attached. */
   readonly runErrors?: readonly { contender: string; loadgen: string; round: number; error: string }[];
 }

@@ -92,3 +92,20 @@ export function summarize(
     };
   });
 }
+
+/**
+ * Per round, CPU per request of contender `a` over that of `b` (same scenario and load
+ * generator), for rounds where both ran: paired ratios for an A/B comparison.
+ */
+export function pairedCpuRatios(runs: readonly RunRecord[], a: string, b: string, loadgen: LoadGenName): number[] {
+  const perReq = (r: RunRecord | undefined): number | null =>
+    r === undefined || r.proxyCpuSec === null || r.load === null || r.load.requests === 0 ? null : r.proxyCpuSec / r.load.requests;
+  const rounds = new Set(runs.map((r) => r.round));
+  const out: number[] = [];
+  for (const round of [...rounds].sort((x, y) => x - y)) {
+    const x = perReq(runs.find((r) => r.contender === a && r.loadgen === loadgen && r.round === round));
+    const y = perReq(runs.find((r) => r.contender === b && r.loadgen === loadgen && r.round === round));
+    if (x !== null && y !== null && y > 0) out.push(x / y);
+  }
+  return out;
+}

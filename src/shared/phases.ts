@@ -88,7 +88,8 @@ export interface ProxyPhases<Ctx> {
    * The outcome of one upstream attempt, exactly once per attempt: when its response head
    * arrived (`status` > 0, `err` null) or when it failed before one did (`status` 0). What
    * happens after the head (a body cut short) is the request's business, not the attempt's:
-   * breakers and outlier detection judge a host by whether it answers.
+   * breakers and outlier detection judge a host by whether it answers. `peer` is only valid
+   * during the call (the proxy reuses it across attempts).
    */
   attemptDone?(session: Session, peer: Peer, status: number, err: SluiceError | null, ctx: Ctx): void;
   /** The connection to `peer` failed before anything was sent; returning false forbids retrying. */

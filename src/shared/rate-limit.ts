@@ -244,8 +244,16 @@ export class RateLimitTable {
    */
   take(key: string, policy: CompiledPolicy): number {
     const h = jsNative.hashKey(key);
-    const hi = Math.floor(h / TWO32);
-    let lo = h | 0; // ToInt32 keeps the low 32 bits exactly
+    // ToInt32 (`| 0`) keeps the low 32 bits exactly.
+    return this.takeHashed(Math.floor(h / TWO32), h | 0, policy);
+  }
+
+  /**
+   * `take` for a key already hashed by the caller: `hi` (21 bits) and `lo` (32 bits) of a
+   * 53-bit key hash. Lets a caller mix a namespace into the hash (a seed per zone) instead of
+   * building and hashing a longer key string per request.
+   */
+  takeHashed(hi: number, lo: number, policy: CompiledPolicy): number {
     if (hi === 0 && lo === 0) lo = 1; // (0, 0) is what a zeroed slot holds
     const t = this.tableNow();
     const b = this.entryFor(hi, lo, t, policy);

@@ -205,6 +205,8 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private hostHeld = false;
   /** A failToConnect phase forbade retrying this failure. */
   private noRetry = false;
+  /** The Peer handed to attemptDone, reused across attempts (phases must not keep it). */
+  private readonly attemptPeer: { group: string; host: string } = { group: '', host: '' };
   /** The last upstream failure, answered when a scheduled retry finds no host. */
   private lastError: SluiceError | null = null;
 
@@ -743,7 +745,9 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.attemptOpen = false;
     const hooks = this.env.pipeline.attemptDone;
     if (hooks.length === 0) return;
-    const peer: Peer = { group: this.upstreamName, host: this.upstreamHost };
+    const peer = this.attemptPeer;
+    peer.group = this.upstreamName;
+    peer.host = this.upstreamHost;
     for (const f of hooks) f(this, peer, status, err, this);
   }
 

@@ -9,7 +9,9 @@ import { HostSlots } from '../../src/main/host-slots';
 import { buildConfig, type RetryConfig } from '../../src/shared/config';
 import { sluiceError } from '../../src/shared/errors';
 import type { Session } from '../../src/shared/phases';
-import { backoffMs, compileRateKey, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from '../../src/workers/resilience';
+import { allocRateLimitTable, RateLimitTable } from '../../src/shared/rate-limit';
+import type { RequestCtx } from '../../src/workers/proxy';
+import { backoffMs, compileRateKey, failureKind, mayRetryRequest, parseRetryAfter, RateLimitPhase, retryCondition, withinBudget } from '../../src/workers/resilience';
 
 function session(headers: string[], clientAddress = '10.0.0.1'): Session {
   return {
@@ -150,5 +152,38 @@ describe('host slots', () => {
   test('a host listed twice in a group has one slot', () => {
     const slots = new HostSlots();
     assert.deepEqual(slots.assign(cfg({ g: ['a:1', 'a:1'] }), () => undefined), { 'g|a:1': 0 });
+  });
+});
+
+describe('RateLimitPhase buckets', () => {
+  test('routes of one zone share buckets; other routes and zones do not; 429 carries the fields', () => {
+    const cfg = buildConfig({
+      routes: [
+        { name: 'a', match: { path: { prefix: '/a' } }, action: { type: 'respond' }, rateLimit: { key: 'client_ip', rate: 0.001, burst: 2, zone: 'z' } },
+        { name: 'b', match: { path: { prefix: '/b' } }, action: { type: 'respond' }, rateLimit: { key: 'client_ip', rate: 0.001, burst: 2, zone: 'z' } },
+        { name: 'c', match: { path: { prefix: '/c' } }, action: { type: 'respond' }, rateLimit: { key: 'client_ip', rate: 0.001, burst: 2 } },
+        { name: 'd', action: { type: 'respond' }, rateLimit: { key: 'client_ip', rate: 0.001, burst: 2, zone: 'y' } },
+      ],
+    });
+    let now = 1000;
+    const phase = new RateLimitPhase(cfg.routes, new RateLimitTable(allocRateLimitTable(1024), () => now));
+    const take = (index: number, ip = '10.0.0.1'): string => {
+      const ctx = { route: { index, name: String(index) }, rateLimitRemaining: -1 } as unknown as RequestCtx;
+      try {
+        phase.requestFilter(session([], ip), ctx);
+        return 'ok';
+      } catch (e) {
+        const err = e as { code: string; headers: string[] };
+        assert.equal(err.code, 'SLUICE_ERR_RATE_LIMITED');
+        assert.deepEqual(err.headers.filter((_, i) => i % 2 === 0), ['retry-after', 'ratelimit-policy', 'ratelimit']);
+        return '429';
+      }
+    };
+    assert.deepEqual([take(0), take(1), take(0)], ['ok', 'ok', '429'], 'zone z: a and b drain one bucket');
+    assert.deepEqual([take(2), take(2), take(2)], ['ok', 'ok', '429'], 'route c has its own');
+    assert.deepEqual([take(3), take(3), take(3)], ['ok', 'ok', '429'], 'zone y has its own');
+    assert.equal(take(0, '10.0.0.2'), 'ok', 'another client, another bucket');
+    now += 1000000;
+    assert.equal(take(1), 'ok', 'refilled after 1000 s at 0.001/s');
   });
 });
