@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 DEB_PACKAGES=(libssl-dev libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev libcurl4-openssl-dev
-  g++ make python3 pkg-config openjdk-17-jre-headless maven)
+  g++ make python3 pkg-config openjdk-17-jre-headless maven openssl)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -16,6 +16,8 @@ export const MAIN = join(ROOT, 'dist', 'src', 'main', 'index.js');
 export interface Running {
   readonly proc: ChildProcess;
   readonly port: number;
+  /** The admin listener's port (from the 'listening' record; 0 when admin.enabled is false). */
+  readonly adminPort: number;
   readonly configPath: string;
   /** stderr lines parsed as JSON where possible. */
   readonly logs: Record<string, unknown>[];
@@ -36,7 +38,9 @@ export function tempFile(name: string, content: string): string {
 /** Starts the real Sluice process with `config` (port forced to 0 unless given). */
 export async function startSluice(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<Running> {
   const listen = { host: '127.0.0.1', port: 0, ...((config.listen as object | undefined) ?? {}) };
-  const full = { workers: 2, ...config, listen };
+  // The admin listener defaults to 127.0.0.1:9901; tests run several instances at once.
+  const admin = { port: 0, ...((config.admin as object | undefined) ?? {}) };
+  const full = { workers: 2, ...config, listen, admin };
   const configPath = tempFile('sluice.json', JSON.stringify(full, null, 2));
   const proc = spawn(process.execPath, [MAIN, '--config', configPath], {
     env: { ...process.env, SLUICE_LOG_LEVEL: 'debug', ...env },
@@ -98,6 +102,7 @@ export async function startSluice(config: Record<string, unknown>, env: Record<s
   return {
     proc,
     port: ready.port as number,
+    adminPort: (ready.adminPort as number | undefined) ?? 0,
     configPath,
     logs,
     stdout,

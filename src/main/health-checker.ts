@@ -24,6 +24,7 @@
  * was removed or after close().
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 import { SluiceError } from '../shared/errors';
 
@@ -45,6 +46,11 @@ export interface HealthCheckSpec {
   readonly rise: number;
   /** Consecutive failures to mark an up host down. */
   readonly fall: number;
+  /**
+   * The group talks TLS to its hosts: checks do too, with the same trust settings (CA, client
+   * certificate, SNI, verification); the check succeeds only after a verified handshake.
+   */
+  readonly tls?: ConnectionOptions;
 }
 
 export interface HealthTarget {
@@ -160,8 +166,23 @@ function validate(t: HealthTarget, where: string): void {
   }
 }
 
+/** TLS options compared by value (files are read per config load, so Buffers are new each time). */
+function sameTls(a: ConnectionOptions | undefined, b: ConnectionOptions | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof ConnectionOptions>;
+  for (const k of keys) {
+    const x = a[k];
+    const y = b[k];
+    if (Buffer.isBuffer(x) && Buffer.isBuffer(y)) {
+      if (!x.equals(y)) return false;
+    } else if (x !== y) return false;
+  }
+  return true;
+}
+
 function sameSpec(a: HealthCheckSpec, b: HealthCheckSpec): boolean {
   if (
+    !sameTls(a.tls, b.tls) ||
     a.type !== b.type ||
     a.path !== b.path ||
     a.host !== b.host ||
@@ -359,7 +380,8 @@ export class HealthChecker {
 
     let socket: Socket;
     try {
-      socket = connect({ host: st.host, port: st.port });
+      const tlsOptions = st.target.spec.tls;
+      socket = tlsOptions === undefined ? connect({ host: st.host, port: st.port }) : tlsConnect({ ...tlsOptions, host: st.host, port: st.port });
     } catch (err) {
       // Synchronous failures (a bad address family, fd exhaustion): still a failed check.
       this.finish(st, c, false, errorReason(err as NodeJS.ErrnoException, false));
@@ -370,7 +392,7 @@ export class HealthChecker {
     // Kept for the socket's whole life: an 'error' without a listener would crash the primary.
     socket.on('error', (err: NodeJS.ErrnoException) => this.finish(st, c, false, errorReason(err, c.connected)));
     socket.on('close', () => this.finish(st, c, false, c.connected ? 'closed before status line' : 'connect closed'));
-    socket.once('connect', () => {
+    socket.once(st.target.spec.tls === undefined ? 'connect' : 'secureConnect', () => {
       c.connected = true;
       if (st.request === undefined) {
         this.finish(st, c, true, 'connected');

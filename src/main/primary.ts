@@ -3,19 +3,26 @@
  * workers, reloads on SIGHUP and drains on SIGTERM/SIGINT. It never serves traffic itself
  * and never blocks (no Atomics.wait).
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { Worker } from 'node:worker_threads';
-import { hostKey, loadConfig, MAX_HOST_ENTRIES, usesKafka, type SluiceConfig } from '../shared/config';
+import { hostKey, loadConfig, MAX_HOST_ENTRIES, usesKafka, type SluiceConfig, type UpstreamTlsConfig } from '../shared/config';
 import { allocHostState, HostStateTable } from '../shared/host-state';
 import { allocRateLimitTable, RateLimitTable } from '../shared/rate-limit';
+import type { HostSnapshot } from '../shared/host-state';
+import { WorkerMetricsAggregate } from '../shared/metrics';
 import { allocCounters } from '../shared/sab-layout';
 import { HealthChecker, type HealthTarget } from './health-checker';
 import { HostSlots } from './host-slots';
+import { AdminServer, type CollectedStats, type WorkerView } from './admin';
+import { ListenerTls } from './listener-tls';
 import { ProducerSupervisor } from './producer-supervisor';
 import type { Logger } from '../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
 import { loadNative } from '../shared/native';
+import type { TlsSnapshot } from '../shared/tls-certs';
 import { loadUws } from '../shared/uws';
 
 interface WorkerSlot {
@@ -28,10 +35,25 @@ interface WorkerSlot {
 }
 
 const RESPAWN_MIN_MS = 100;
+/** How long a /metrics or /status scrape waits for each worker's 'stats' reply. */
+const STATS_TIMEOUT_MS = 2000;
+type StatsReply = Extract<WorkerToPrimary, { type: 'stats' }>;
 const RESPAWN_MAX_MS = 5000;
 /** Housekeeping of the shared tables: host state every tick, idle rate-limit buckets every fifth. */
 const HOUSEKEEPING_MS = 1000;
 const RATE_SWEEP_TICKS = 5;
+
+/** TLS options for the checks of a TLS group: the group's trust settings (files read once per config). */
+function healthCheckTls(t: UpstreamTlsConfig): ConnectionOptions {
+  return {
+    rejectUnauthorized: t.verify,
+    ...(t.serverName === undefined ? {} : { servername: t.serverName }),
+    ...(t.caFile === undefined ? {} : { ca: readFileSync(t.caFile) }),
+    ...(t.certFile === undefined ? {} : { cert: readFileSync(t.certFile) }),
+    ...(t.keyFile === undefined ? {} : { key: readFileSync(t.keyFile) }),
+    ...(t.passphrase === undefined ? {} : { passphrase: t.passphrase }),
+  };
+}
 
 /** The active health-check targets of a config: every host of every group with a healthCheck. */
 export function healthTargets(cfg: SluiceConfig, slots: Readonly<Record<string, number>>): HealthTarget[] {
@@ -52,6 +74,7 @@ export function healthTargets(cfg: SluiceConfig, slots: Readonly<Record<string, 
       jitter: hc.jitter,
       rise: hc.rise,
       fall: hc.fall,
+      ...(u.tls === undefined ? {} : { tls: healthCheckTls(u.tls) }),
     };
     const seen = new Set<string>();
     for (const h of u.hosts) {
@@ -83,6 +106,8 @@ export class Primary {
   private config: SluiceConfig;
   private version = 1;
   private port = 0;
+  /** The HTTPS listener's port and certificates (port 0 and no snapshot without `tls`). */
+  private readonly tls: ListenerTls;
   private readonly slots: WorkerSlot[] = [];
   private stopping = false;
   private finishing = false;
@@ -100,6 +125,12 @@ export class Primary {
   private rateLimits: RateLimitTable | null = null;
   private readonly health: HealthChecker;
   private housekeeping: NodeJS.Timeout | null = null;
+  // ---- admin listener and metrics (src/main/admin.ts, docs/observability.md)
+  private admin: AdminServer | null = null;
+  readonly startedAtMs = Date.now();
+  private readonly workerMetrics = new WorkerMetricsAggregate();
+  /** Callers waiting for a worker's next 'stats' reply, by worker id (null: it did not answer). */
+  private readonly statsWaiters = new Map<number, ((m: StatsReply | null) => void)[]>();
 
   constructor(
     private readonly configPath: string,
@@ -108,6 +139,7 @@ export class Primary {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.config = config;
+    this.tls = new ListenerTls(log);
     this.health = new HealthChecker({
       publish: (slot, up) => this.hostState.setHealthy(slot, up),
       onChange: (c) => {
@@ -139,6 +171,12 @@ export class Primary {
     // Likewise the Rust addon: loaded here, its image outlives any worker that exits.
     loadNative();
     this.port = await probePort(this.config.listen.host, this.config.listen.port);
+    // Before the workers, so that a taken admin port fails the start at once and /healthz
+    // answers 503 until every worker is READY.
+    const a = this.config.admin;
+    if (a.enabled) this.admin = await AdminServer.start(a.host, a.port, this, this.log.child({ component: 'admin' }));
+    const tls = this.config.tls;
+    if (tls !== undefined) await this.tls.start(tls, tls.host ?? this.config.listen.host, this.port, probePort);
     this.rateLimitSab = allocRateLimitTable(this.config.rateLimit.tableSize);
     const limits = new RateLimitTable(this.rateLimitSab);
     this.rateLimits = limits;
@@ -164,7 +202,14 @@ export class Primary {
       ready.push(this.spawn(slot));
     }
     await Promise.all(ready);
-    this.log.info('listening', { host: this.config.listen.host, port: this.port, workers: this.config.workers, configVersion: this.version });
+    this.log.info('listening', {
+      host: this.config.listen.host,
+      port: this.port,
+      ...(tls === undefined ? {} : { tlsHost: tls.host ?? this.config.listen.host, tlsPort: this.tls.port }),
+      ...(this.admin === null ? {} : { adminHost: this.config.admin.host, adminPort: this.admin.port }),
+      workers: this.config.workers,
+      configVersion: this.version,
+    });
   }
 
   /** Resolves with the process exit code once a drain has finished. */
@@ -180,6 +225,7 @@ export class Primary {
       config: this.config,
       configVersion: this.version,
       port: this.port,
+      tls: this.tls.current === null ? null : { port: this.tls.port, snapshot: this.tls.current },
       kafkaSocket: this.producer?.socketPath ?? null,
       counters: this.counters,
       hostState: this.hostStateSab,
@@ -223,6 +269,7 @@ export class Primary {
             if (msg.abandoned > 0) this.log.warn('worker drained with requests still in flight', { worker: slot.id, abandoned: msg.abandoned });
             break;
           case 'stats':
+            this.onStats(slot.id, msg);
             break;
           default:
             assertNever(msg);
@@ -234,6 +281,7 @@ export class Primary {
       w.on('exit', (code) => {
         slot.worker = null;
         slot.ready = false;
+        this.workerGone(slot.id);
         if (!settled) {
           settled = true;
           reject(new Error(`worker ${slot.id} exited with code ${code} before it was ready`));
@@ -273,20 +321,40 @@ export class Primary {
     if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) kept.push('listen');
     if (next.workers !== this.config.workers) kept.push('workers');
     if (next.rateLimit.tableSize !== this.config.rateLimit.tableSize) kept.push('rateLimit.tableSize');
+    if (JSON.stringify(next.admin) !== JSON.stringify(this.config.admin)) kept.push('admin');
     // The producer process keeps the librdkafka settings it started with.
     if (JSON.stringify(next.kafka) !== JSON.stringify(this.config.kafka)) kept.push('kafka');
     if (usesKafka(next) && this.producer === null) {
       this.log.warn('reload: Kafka was not in use at start, so no producer runs; events and Kafka routes answer 503 until a restart');
     }
-    if (kept.length > 0) {
-      this.log.warn('reload: these options only change on restart; keeping their current values', { options: kept });
-      next = {
-        ...next,
-        listen: this.config.listen,
-        workers: this.config.workers,
-        kafka: this.config.kafka,
-        rateLimit: { ...next.rateLimit, tableSize: this.config.rateLimit.tableSize },
-      };
+    if (kept.length > 0) this.log.warn('reload: these options only change on restart; keeping their current values', { options: kept });
+    // Only the restart-only values are kept: the rest of their sections (listen.acl,
+    // listen.proxyProtocol, rateLimit.idleMs) reloads like everything else.
+    next = {
+      ...next,
+      listen: { ...next.listen, host: this.config.listen.host, port: this.config.listen.port },
+      workers: this.config.workers,
+      kafka: this.config.kafka,
+      admin: this.config.admin,
+      rateLimit: { ...next.rateLimit, tableSize: this.config.rateLimit.tableSize },
+    };
+    // The HTTPS listener's address and existence only change on restart; its certificates reload.
+    const oldTls = this.config.tls;
+    if (oldTls === undefined || next.tls === undefined) {
+      if (oldTls !== next.tls) {
+        this.log.warn('reload: adding or removing the HTTPS listener (tls) only happens on restart; keeping the current one');
+        next = { ...next, tls: oldTls };
+      }
+    } else if (next.tls.port !== oldTls.port || (next.tls.host ?? next.listen.host) !== (oldTls.host ?? this.config.listen.host)) {
+      this.log.warn('reload: these options only change on restart; keeping their current values', { options: ['tls.host', 'tls.port'] });
+      next = { ...next, tls: { ...next.tls, host: oldTls.host ?? this.config.listen.host, port: oldTls.port } };
+    }
+    let tlsSnapshot: TlsSnapshot | null = null;
+    try {
+      if (next.tls !== undefined) tlsSnapshot = this.tls.prepare(next.tls);
+    } catch (e) {
+      this.log.error('reload refused: a certificate of the HTTPS listener is unusable; keeping the current ones', { reason: (e as Error).message });
+      return false;
     }
     try {
       this.applyHosts(next);
@@ -296,7 +364,8 @@ export class Primary {
     }
     this.config = next;
     this.version++;
-    this.broadcast({ type: 'reload', config: next, version: this.version, hostSlots: this.slotMap });
+    if (tlsSnapshot !== null) this.tls.commit(tlsSnapshot);
+    this.broadcast({ type: 'reload', config: next, version: this.version, hostSlots: this.slotMap, tls: tlsSnapshot });
     this.log.info('configuration reloaded', { configVersion: this.version });
     return true;
   }
@@ -329,6 +398,7 @@ export class Primary {
     // Workers have handed over what they accepted; now the producer flushes it to Kafka.
     const producer = this.producer;
     const done = (): void => {
+      void this.admin?.close();
       this.log.info('stopped');
       this.resolveDone?.(this.exitCode);
     };
@@ -366,6 +436,91 @@ export class Primary {
   /** The live worker threads (for status and tests). */
   workerThreads(): readonly (Worker | null)[] {
     return this.slots.map((s) => s.worker);
+  }
+
+  // ---- for the admin listener (AdminHost in src/main/admin.ts) ----------------------------
+
+  get configVersion(): number {
+    return this.version;
+  }
+
+  get currentConfig(): SluiceConfig {
+    return this.config;
+  }
+
+  get draining(): boolean {
+    return this.stopping;
+  }
+
+  /** The admin listener's port (null when admin.enabled is false). */
+  get adminPort(): number | null {
+    return this.admin?.port ?? null;
+  }
+
+  workerViews(): readonly WorkerView[] {
+    return this.slots.map((s) => ({ id: s.id, ready: s.ready, alive: s.worker !== null, restarts: s.restarts, startedAt: s.startedAt }));
+  }
+
+  hostSnapshot(group: string, address: string): HostSnapshot | null {
+    const slot = this.slotMap[hostKey(group, address)];
+    return slot === undefined ? null : this.hostState.snapshot(slot);
+  }
+
+  /**
+   * Asks every live worker for its counters (one 'stats' message each) and merges them with
+   * what workers that have exited reported last. A worker that does not answer within
+   * STATS_TIMEOUT_MS (stuck, or exiting) counts with its previous report.
+   */
+  async collectWorkerStats(): Promise<CollectedStats> {
+    const live = this.slots.filter((s) => s.worker !== null);
+    const replies = await Promise.all(live.map((s) => this.askStats(s)));
+    const pools: StatsReply['pools'][number][] = [];
+    const answered = new Map<number, { inflight: number; requests: number }>();
+    let inflight = 0;
+    for (const r of replies) {
+      if (r === null) continue;
+      pools.push(...r.pools);
+      inflight += r.inflight;
+      answered.set(r.workerId, { inflight: r.inflight, requests: r.requests });
+    }
+    return { totals: this.workerMetrics.total(), pools, inflight, answered };
+  }
+
+  private askStats(slot: WorkerSlot): Promise<StatsReply | null> {
+    const w = slot.worker;
+    if (w === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiters = this.statsWaiters.get(slot.id) ?? [];
+      const waiter = (m: StatsReply | null): void => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      const timer = setTimeout(() => {
+        const list = this.statsWaiters.get(slot.id);
+        const i = list?.indexOf(waiter) ?? -1;
+        if (list !== undefined && i !== -1) list.splice(i, 1);
+        resolve(null);
+      }, STATS_TIMEOUT_MS);
+      timer.unref();
+      waiters.push(waiter);
+      this.statsWaiters.set(slot.id, waiters);
+      w.postMessage({ type: 'stats' } satisfies PrimaryToWorker);
+    });
+  }
+
+  private onStats(id: number, msg: StatsReply): void {
+    this.workerMetrics.update(id, msg.counters);
+    const waiters = this.statsWaiters.get(id);
+    this.statsWaiters.delete(id);
+    if (waiters !== undefined) for (const f of waiters) f(msg);
+  }
+
+  /** A worker thread exited: its last counters stay in the totals; nobody waits for it. */
+  private workerGone(id: number): void {
+    this.workerMetrics.retire(id);
+    const waiters = this.statsWaiters.get(id);
+    this.statsWaiters.delete(id);
+    if (waiters !== undefined) for (const f of waiters) f(null);
   }
 
   /** Fault injection: makes worker `id` throw an uncaught error, exercising crash and respawn. */

@@ -4,10 +4,14 @@
  * deep-frozen value). The primary thread loads it once per start or reload and hands the
  * frozen value to the workers; nothing else parses configuration.
  */
-import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { SluiceError } from './errors';
+import { parseCidr } from './cidr';
+import { listenerTlsChecks } from './tls-certs';
 import { policyProblem } from './rate-limit';
 import { KAFKA_SCHEMA, kafkaSemanticChecks, type KafkaConfig } from './kafka-config';
 import {
@@ -91,6 +95,7 @@ export interface UpstreamConfig {
   readonly pool?: Partial<PoolConfig>;
   readonly timeouts?: Partial<UpstreamTimeouts>;
   readonly healthCheck?: HealthCheckConfig;
+  readonly tls?: UpstreamTlsConfig;
   readonly outlierDetection?: OutlierConfig;
   readonly breaker?: BreakerConfig;
   /** Requests in flight to one host across all workers (0 = unlimited); past it 503. */
@@ -216,11 +221,60 @@ export interface RouteConfig {
   readonly maxBodyBytes?: number;
   readonly retry?: RetryConfig;
   readonly rateLimit?: RateLimitConfig;
+  readonly acl?: readonly AclRule[];
+}
+
+/** One ACL rule: exactly one of allow / deny, a CIDR (IPv4 or IPv6) or a single address. */
+export interface AclRule {
+  readonly allow?: string;
+  readonly deny?: string;
+}
+
+/** A certificate and its key (PEM files). */
+export interface CertPair {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly passphrase?: string;
+}
+
+export interface SniCertificate extends CertPair {
+  /** Host names served with this certificate: exact, or `*.example.com` (one label). */
+  readonly serverNames: readonly string[];
+}
+
+/** The HTTPS listener (TLS termination). */
+export interface TlsListenerConfig {
+  readonly host?: string;
+  readonly port: number;
+  /** Certificates chosen by SNI. */
+  readonly certificates: readonly SniCertificate[];
+  /** Served when the client sends no SNI or an unknown name (default: the first certificate). */
+  readonly defaultCertificate?: CertPair;
+  /** Client certificate verification (mTLS): only clients with a certificate signed by caFile get in. */
+  readonly clientAuth?: { readonly caFile: string };
+  readonly proxyProtocol: boolean;
+  readonly acl?: readonly AclRule[];
+}
+
+/** TLS to an upstream group's hosts. */
+export interface UpstreamTlsConfig {
+  /** SNI and the name the certificate must match (default: the host part of the address). */
+  readonly serverName?: string;
+  /** Verify the upstream's certificate chain and host name (default true; false is for tests only). */
+  readonly verify: boolean;
+  /** CA bundle (PEM) the upstream's certificate must chain to (default: Node's root store). */
+  readonly caFile?: string;
+  /** Client certificate for mTLS to the upstream. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly passphrase?: string;
 }
 
 export interface SluiceConfig {
   readonly workers: number;
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: { readonly host: string; readonly port: number; readonly proxyProtocol: boolean; readonly acl?: readonly AclRule[] };
+  readonly tls?: TlsListenerConfig;
+  readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly limits: {
     readonly maxUrlLength: number;
     readonly maxHeaderBytes: number;
@@ -233,8 +287,10 @@ export interface SluiceConfig {
     readonly via: string;
     readonly requestIdHeader: string;
     readonly retryBufferBytes: number;
+    /** Proxies in front of Sluice whose X-Forwarded-For entries are trusted (0 = none: the peer address is the client). */
+    readonly trustedHops: number;
   };
-  readonly log: { readonly level: LogLevel; readonly access: boolean };
+  readonly log: { readonly level: LogLevel; readonly access: boolean; readonly accessFile: string };
   readonly shutdown: { readonly drainTimeoutMs: number };
   readonly rateLimit: { readonly tableSize: number; readonly idleMs: number };
   readonly kafka: KafkaConfig;
@@ -330,6 +386,35 @@ const poolProps = (withDefaults: boolean): Record<string, Schema> => ({
   },
 });
 
+const CIDR = /^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(\/[0-9]{1,3})?$/;
+
+const aclSchema = (doc: string): Schema => ({
+  kind: 'array',
+  doc: `${doc}: rules in order, the first match wins; no match = allowed (nginx allow/deny)`,
+  items: {
+    kind: 'object',
+    doc: 'an ACL rule',
+    oneOf: ['allow', 'deny'],
+    properties: {
+      allow: { kind: 'string', pattern: CIDR, patternDoc: 'an IPv4 or IPv6 address or CIDR (10.0.0.0/8, ::1, fd00::/8)', doc: 'allow these addresses' },
+      deny: { kind: 'string', pattern: CIDR, patternDoc: 'an IPv4 or IPv6 address or CIDR (10.0.0.0/8, ::1, fd00::/8)', doc: 'deny these addresses (403)' },
+    },
+  },
+});
+
+const FILE: Schema = { kind: 'string', minLength: 1, doc: 'a file path' };
+
+const certPair = (doc: string): ObjectSchema => ({
+  kind: 'object',
+  doc,
+  required: ['certFile', 'keyFile'],
+  properties: {
+    certFile: { ...FILE, doc: 'certificate chain (PEM)' },
+    keyFile: { ...FILE, doc: 'private key (PEM)' },
+    passphrase: { kind: 'string', doc: 'passphrase of the key' },
+  },
+});
+
 const positiveWeight: Schema = { kind: 'integer', min: 1, max: 10000, default: 1, doc: 'relative weight' };
 
 export const CONFIG_SCHEMA: ObjectSchema = {
@@ -352,6 +437,58 @@ export const CONFIG_SCHEMA: ObjectSchema = {
       properties: {
         host: { kind: 'string', default: '0.0.0.0', env: 'SLUICE_LISTEN_HOST', doc: 'listen address', minLength: 1 },
         port: { kind: 'integer', min: 0, max: 65535, default: 8080, env: 'SLUICE_LISTEN_PORT', doc: 'listen port (0 = pick a free one)' },
+        proxyProtocol: {
+          kind: 'boolean',
+          default: false,
+          doc: 'take the client address from a PROXY protocol v2 header (only for a listener behind a trusted load balancer)',
+        },
+        acl: aclSchema('who may connect to this listener'),
+      },
+    },
+    tls: {
+      kind: 'object',
+      doc: 'the HTTPS listener: TLS termination with SNI (absent = none)',
+      required: ['certificates'],
+      properties: {
+        host: { kind: 'string', minLength: 1, doc: 'listen address (default: listen.host)' },
+        port: { kind: 'integer', min: 0, max: 65535, default: 8443, doc: 'HTTPS port (0 = pick a free one)' },
+        certificates: {
+          kind: 'array',
+          minItems: 1,
+          doc: 'certificates chosen by SNI',
+          items: {
+            ...certPair('a certificate for some host names'),
+            required: ['serverNames', 'certFile', 'keyFile'],
+            properties: {
+              ...certPair('').properties,
+              serverNames: {
+                kind: 'array',
+                minItems: 1,
+                doc: 'host names (exact or *.suffix) served with this certificate',
+                items: { kind: 'string', pattern: /^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, patternDoc: 'a host name or *.suffix', doc: 'host name' },
+              },
+            },
+          },
+        },
+        defaultCertificate: certPair('served without SNI or for an unknown name (default: the first certificate)'),
+        clientAuth: {
+          kind: 'object',
+          doc: 'mTLS client verification: refused with this uWS build, which lets clients without a certificate in (docs/edge.md)',
+          required: ['caFile'],
+          properties: { caFile: { ...FILE, doc: 'CA bundle (PEM) for client certificates' } },
+        },
+        proxyProtocol: { kind: 'boolean', default: false, doc: 'take the client address from a PROXY protocol v2 header' },
+        acl: aclSchema('who may connect to the HTTPS listener'),
+      },
+    },
+    admin: {
+      kind: 'object',
+      defaultEmpty: true,
+      doc: 'the admin listener (primary thread): /metrics, /healthz, /status',
+      properties: {
+        enabled: { kind: 'boolean', default: true, env: 'SLUICE_ADMIN', doc: 'serve the admin endpoints' },
+        host: { kind: 'string', minLength: 1, default: '127.0.0.1', env: 'SLUICE_ADMIN_HOST', doc: 'admin listen address (loopback by default)' },
+        port: { kind: 'integer', min: 0, max: 65535, default: 9901, env: 'SLUICE_ADMIN_PORT', doc: 'admin port (0 = pick a free one)' },
       },
     },
     limits: {
@@ -425,6 +562,14 @@ export const CONFIG_SCHEMA: ObjectSchema = {
           env: 'SLUICE_RETRY_BUFFER_BYTES',
           doc: 'request bodies up to this size are kept so that a failed reused connection can be retried',
         },
+        trustedHops: {
+          kind: 'integer',
+          min: 0,
+          max: 16,
+          default: 0,
+          env: 'SLUICE_TRUSTED_HOPS',
+          doc: 'proxies in front of Sluice: the client address is taken this many entries from the right of X-Forwarded-For (0 = the peer address)',
+        },
       },
     },
     log: {
@@ -433,7 +578,8 @@ export const CONFIG_SCHEMA: ObjectSchema = {
       doc: 'logging',
       properties: {
         level: { kind: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'SLUICE_LOG_LEVEL', doc: 'structured log level' },
-        access: { kind: 'boolean', default: false, env: 'SLUICE_ACCESS_LOG', doc: 'one JSON line per request on stdout' },
+        access: { kind: 'boolean', default: false, env: 'SLUICE_ACCESS_LOG', doc: 'one JSON line per request (docs/access-log.md)' },
+        accessFile: { kind: 'string', default: '', env: 'SLUICE_ACCESS_LOG_FILE', doc: 'write the access log to this file (appended; reopened on SIGHUP) instead of stdout' },
       },
     },
     shutdown: {
@@ -537,6 +683,18 @@ export const CONFIG_SCHEMA: ObjectSchema = {
             },
           },
           pool: { kind: 'object', doc: 'pool overrides', properties: poolProps(false) },
+          tls: {
+            kind: 'object',
+            doc: 'TLS to the hosts (absent = plain HTTP); certificate and host name verified by default',
+            properties: {
+              serverName: { kind: 'string', pattern: /^[A-Za-z0-9.-]+$/, patternDoc: 'a host name', doc: 'SNI and the expected certificate name (default: the address host)' },
+              verify: { kind: 'boolean', default: true, doc: 'verify the certificate chain and host name (false only for tests)' },
+              caFile: { ...FILE, doc: 'CA bundle (PEM) for the upstream certificates (default: the system roots)' },
+              certFile: { ...FILE, doc: 'client certificate (PEM) for mTLS to the upstream' },
+              keyFile: { ...FILE, doc: 'client key (PEM) for mTLS to the upstream' },
+              passphrase: { kind: 'string', doc: 'passphrase of the client key' },
+            },
+          },
           timeouts: { kind: 'object', doc: 'timeout overrides', properties: upstreamTimeoutProps(false) },
           healthCheck: {
             kind: 'object',
@@ -759,6 +917,7 @@ export const CONFIG_SCHEMA: ObjectSchema = {
             },
           },
           maxBodyBytes: { kind: 'integer', min: 0, max: 2 ** 50, doc: 'request body limit for this route' },
+          acl: aclSchema('who may use this route'),
           retry: {
             kind: 'object',
             doc: 'retries to another host (absent = none beyond the reused-connection retry)',
@@ -886,6 +1045,41 @@ function checkRegex(src: string, path: string, issues: SchemaIssue[]): void {
   }
 }
 
+/**
+ * The files of upstreams.NAME.tls: readable, a CA bundle with at least one certificate (the
+ * TLS stack silently ignores a file without any), and a client certificate and key (with
+ * its passphrase) that belong together. The workers read them again when they build pools.
+ */
+function upstreamTlsFileChecks(t: UpstreamTlsConfig, path: string, issues: SchemaIssue[]): void {
+  const read = (field: 'caFile' | 'certFile' | 'keyFile'): Buffer | null => {
+    const file = t[field];
+    if (file === undefined) return null;
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      issues.push({ path: `${path}.${field}`, message: `cannot be read: ${(e as Error).message}` });
+      return null;
+    }
+  };
+  const ca = read('caFile');
+  if (ca !== null) {
+    try {
+      new X509Certificate(ca);
+    } catch (e) {
+      issues.push({ path: `${path}.caFile`, message: `holds no PEM certificate: ${(e as Error).message}` });
+    }
+  }
+  const cert = read('certFile');
+  const key = read('keyFile');
+  if (cert !== null && key !== null) {
+    try {
+      createSecureContext({ cert, key, ...(t.passphrase === undefined ? {} : { passphrase: t.passphrase }) });
+    } catch (e) {
+      issues.push({ path: `${path}.certFile`, message: `and keyFile are not a usable certificate and key (PEM; passphrase): ${(e as Error).message}` });
+    }
+  }
+}
+
 function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
   const names = new Set<string>();
   const zones = new Map<string, { rate: number; burst: number; at: string }>();
@@ -997,6 +1191,43 @@ function semanticChecks(cfg: SluiceConfig, issues: SchemaIssue[]): void {
   }
   if (hostEntries > MAX_HOST_ENTRIES) {
     issues.push({ path: 'upstreams', message: `list ${hostEntries} hosts in all; at most ${MAX_HOST_ENTRIES} are supported (the shared host-state table)` });
+  }
+  const aclCheck = (rules: readonly AclRule[] | undefined, path: string): void => {
+    rules?.forEach((r, i) => {
+      const text = r.allow ?? r.deny ?? '';
+      const parsed = parseCidr(text);
+      if (typeof parsed === 'string') issues.push({ path: `${path}[${i}].${r.allow !== undefined ? 'allow' : 'deny'}`, message: parsed });
+    });
+  };
+  aclCheck(cfg.listen.acl, 'listen.acl');
+  aclCheck(cfg.tls?.acl, 'tls.acl');
+  listenerTlsChecks(cfg.tls, issues);
+  cfg.routes.forEach((r, i) => aclCheck(r.acl, `routes[${i}].acl`));
+  for (const [name, u] of Object.entries(ups)) {
+    const t = u.tls;
+    if (t !== undefined && (t.certFile === undefined) !== (t.keyFile === undefined)) {
+      issues.push({ path: `upstreams.${name}.tls.${t.certFile === undefined ? 'certFile' : 'keyFile'}`, message: 'is needed too: a client certificate takes certFile and keyFile' });
+    } else if (t !== undefined) upstreamTlsFileChecks(t, `upstreams.${name}.tls`, issues);
+  }
+  // Opened once here (created if missing, as nginx -t does) so that a path the workers
+  // cannot append to fails the start or the reload, not every request. Only when the access
+  // log is on: the file is not touched otherwise.
+  if (cfg.log.access && cfg.log.accessFile !== '') {
+    try {
+      closeSync(openSync(cfg.log.accessFile, 'a'));
+    } catch (e) {
+      issues.push({ path: 'log.accessFile', message: `cannot be opened for appending: ${(e as Error).message}` });
+    }
+  }
+  const ports: [string, string, number][] = [['listen.port', cfg.listen.host, cfg.listen.port]];
+  if (cfg.tls !== undefined) ports.push(['tls.port', cfg.tls.host ?? cfg.listen.host, cfg.tls.port]);
+  if (cfg.admin.enabled) ports.push(['admin.port', cfg.admin.host, cfg.admin.port]);
+  for (let i = 0; i < ports.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [pa, , a] = ports[i] as [string, string, number];
+      const [pb, , b] = ports[j] as [string, string, number];
+      if (a !== 0 && a === b) issues.push({ path: pa, message: `${a} is also ${pb}` });
+    }
   }
   const size = cfg.rateLimit.tableSize;
   if ((size & (size - 1)) !== 0) issues.push({ path: 'rateLimit.tableSize', message: `must be a power of two, got ${size}` });

@@ -26,6 +26,7 @@ function spec(status: number, source: ErrorSource, retryable: boolean, message: 
 export const ERRORS = {
   SLUICE_ERR_UPSTREAM_CONNECT: spec(502, 'upstream', true, 'connecting to the upstream failed'),
   SLUICE_ERR_UPSTREAM_CONNECT_TIMEOUT: spec(504, 'upstream', true, 'connecting to the upstream timed out'),
+  SLUICE_ERR_UPSTREAM_TLS: spec(502, 'upstream', true, 'TLS with the upstream failed'),
   SLUICE_ERR_UPSTREAM_HEAD_TIMEOUT: spec(504, 'upstream', false, 'the upstream did not send a response head in time'),
   SLUICE_ERR_UPSTREAM_READ_TIMEOUT: spec(504, 'upstream', false, 'the upstream stopped sending the response'),
   SLUICE_ERR_UPSTREAM_CLOSED: spec(502, 'upstream', false, 'the upstream closed the connection before the response was complete'),
@@ -39,6 +40,8 @@ export const ERRORS = {
   SLUICE_ERR_RATE_LIMITED: spec(429, 'downstream', false, 'rate limit exceeded'),
   SLUICE_ERR_TOTAL_TIMEOUT: spec(504, 'internal', false, 'the route timeout elapsed'),
   SLUICE_ERR_NO_ROUTE: spec(404, 'downstream', false, 'no route matches the request'),
+  SLUICE_ERR_METHOD_NOT_ALLOWED: spec(405, 'downstream', false, 'the method is not allowed here'),
+  SLUICE_ERR_FORBIDDEN: spec(403, 'downstream', false, 'the client address is not allowed'),
   SLUICE_ERR_URL_TOO_LONG: spec(414, 'downstream', false, 'the request URL is too long'),
   SLUICE_ERR_HEADERS_TOO_LARGE: spec(431, 'downstream', false, 'the request header fields are too large'),
   SLUICE_ERR_TOO_MANY_HEADERS: spec(431, 'downstream', false, 'the request has too many header fields'),

@@ -5,6 +5,8 @@
  * after READY.
  */
 import type { SluiceConfig } from './config';
+import type { TlsSnapshot } from './tls-certs';
+import type { WorkerCounters } from './metrics';
 
 export interface WorkerData {
   readonly workerId: number;
@@ -12,6 +14,8 @@ export interface WorkerData {
   readonly configVersion: number;
   /** The port the primary probed and reserved for every worker (never 0). */
   readonly port: number;
+  /** The HTTPS listener: its probed port (never 0) and validated certificate copies; null without `tls`. */
+  readonly tls: { readonly port: number; readonly snapshot: TlsSnapshot } | null;
   /** The Kafka producer process's Unix socket, or null when nothing uses Kafka. */
   readonly kafkaSocket: string | null;
   /** Instance counters (src/shared/sab-layout.ts). */
@@ -25,7 +29,8 @@ export interface WorkerData {
 }
 
 export type PrimaryToWorker =
-  | { readonly type: 'reload'; readonly config: SluiceConfig; readonly version: number; readonly hostSlots: Readonly<Record<string, number>> }
+  /** `tls`: the certificates to serve from now on (same id = unchanged; null = no HTTPS listener). */
+  | { readonly type: 'reload'; readonly config: SluiceConfig; readonly version: number; readonly hostSlots: Readonly<Record<string, number>>; readonly tls: TlsSnapshot | null }
   | { readonly type: 'drain'; readonly deadlineMs: number }
   | { readonly type: 'stats' }
   /** Fault injection: the worker throws an uncaught error (the real crash path). */
@@ -36,7 +41,15 @@ export type WorkerToPrimary =
   | { readonly type: 'reloaded'; readonly workerId: number; readonly version: number }
   | { readonly type: 'fatal'; readonly workerId: number; readonly message: string }
   | { readonly type: 'crashed'; readonly workerId: number; readonly message: string }
-  | { readonly type: 'stats'; readonly workerId: number; readonly inflight: number; readonly requests: number; readonly pools: readonly { address: string; open: number; idle: number }[] }
+  | {
+      readonly type: 'stats';
+      readonly workerId: number;
+      readonly inflight: number;
+      readonly requests: number;
+      readonly pools: readonly { address: string; open: number; idle: number }[];
+      /** Cumulative request metrics, request-event and Kafka link counters (src/shared/metrics.ts). */
+      readonly counters: WorkerCounters;
+    }
   | {
       readonly type: 'drained';
       readonly workerId: number;

@@ -1,7 +1,7 @@
 /**
  * The single extension point of the request pipeline, modelled on Pingora's `ProxyHttp`
  * trait. Built-in features (routing, header edits, forwarding headers, rate limiting,
- * breakers and outlier detection, access log, Kafka events; later ACL) are phases like any
+ * breakers and outlier detection, access log, Kafka events, ACLs) are phases like any
  * plug-in. The worker builds
  * the hook arrays once at start-up (and on reload), never per request.
  *
@@ -27,7 +27,13 @@ export interface Session {
   query: string;
   /** Flat list [name0, value0, name1, value1, ...]: names lower case, repeats kept. */
   headers: string[];
+  /**
+   * The client: the peer address, or the one behind `proxy.trustedHops` trusted proxies in
+   * X-Forwarded-For (docs/edge.md). ACLs, client_ip keys and logs use it.
+   */
   readonly clientAddress: string;
+  /** The connection's peer (the PROXY protocol v2 source when the listener takes it): what X-Forwarded-For gets appended. */
+  readonly peerAddress: string;
   readonly startedAt: number;
   /** Name of the matched route, '' before routing. */
   routeName: string;

@@ -21,9 +21,14 @@ import { KafkaLink } from './kafka-link';
 import { HostStateTable } from '../shared/host-state';
 import { RateLimitTable } from '../shared/rate-limit';
 import { AccessLogPhase, ForwardingPhase, RouteActionPhase, RoutingPhase } from './phases';
+import { aclPhases } from './acl';
+import { AccessLogFile } from './access-log-file';
 import { HostJudgePhase, RateLimitPhase } from './resilience';
+import { MetricsPhase } from './metrics-phase';
+import { MetricsRecorder } from '../shared/metrics';
 import { makeHandler, setOnFinished, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
 import { Router } from './router';
+import { TlsListener } from './tls-listener';
 import { Upstreams } from './upstreams';
 
 const data = workerData as WorkerData;
@@ -41,8 +46,30 @@ const accessWrite = (line: string): void => {
   process.stdout.write(line);
 };
 
+/** The access log file of this worker (log.accessFile), open while the config names one. */
+let accessFile: AccessLogFile | null = null;
+
+/**
+ * The access log's writer for `config`: stdout, or log.accessFile opened again on every
+ * build, since a reload (SIGHUP) is how log rotation reaches the workers: rename the file,
+ * send SIGHUP, and new lines go to a new file at the configured path.
+ */
+function accessWriter(config: SluiceConfig): (line: string) => void {
+  const path = config.log.access ? config.log.accessFile : '';
+  if (path === '') {
+    accessFile?.close();
+    accessFile = null;
+    return accessWrite;
+  }
+  if (accessFile === null) accessFile = new AccessLogFile(path, log);
+  else accessFile.reopen(path);
+  return accessFile.write;
+}
+
 const counters = new BigInt64Array(data.counters);
 const eventStats: EventCounters = { produced: 0, dropped: 0, sampledOut: 0 };
+/** Request metrics for the worker's life (kept across reloads: counters only grow). */
+const metrics = new MetricsRecorder();
 /** One link per worker for its life; the primary's producer socket path never changes. */
 const kafka: KafkaLink | null =
   data.kafkaSocket === null
@@ -57,12 +84,17 @@ function buildEnv(config: SluiceConfig, slots: Readonly<Record<string, number>>,
   const router = new Router(config.routes);
   const upstreams = Upstreams.build(config, previous?.upstreams ?? null, hostState, slots);
   const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams)];
+  // ACLs (docs/edge.md): the listener's in `accept`, before anything else; the route's right after routing.
+  phases.push(...aclPhases(config));
   const limiter = new RateLimitPhase(config.routes, rateLimits);
   if (limiter.active) phases.push(limiter);
   phases.push(new RouteActionPhase(kafka));
   // Host judgement only costs when some group keeps shared state (breaker, ejection, health, limits).
   if ([...upstreams.groups.values()].some((g) => g.state !== null)) phases.push(new HostJudgePhase(log));
-  if (config.log.access) phases.push(new AccessLogPhase(accessWrite));
+  // Metrics only cost when the admin listener can serve them (admin.* changes need a restart).
+  if (config.admin.enabled) phases.push(new MetricsPhase(metrics, config.routes));
+  const accessLine = accessWriter(config);
+  if (config.log.access) phases.push(new AccessLogPhase(accessLine));
   const events = config.events.enabled && kafka !== null;
   if (events) phases.push(new EventsPhase(config.events, kafka, counters, instance, data.workerId, eventStats));
   return { config, router, upstreams, pipeline: buildPipeline(phases), log, stats, kafka, recordTries: events };
@@ -71,6 +103,8 @@ function buildEnv(config: SluiceConfig, slots: Readonly<Record<string, number>>,
 let env = buildEnv(data.config, data.hostSlots, null);
 let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
+/** The HTTPS listener (tls.*), null without one. */
+let tlsListener: TlsListener | null = null;
 let draining = false;
 const DRAIN_SETTLE_MS = 50;
 
@@ -90,6 +124,19 @@ function start(): void {
       return;
     }
     listenSocket = token;
+    if (data.tls !== null) {
+      const host = data.config.tls?.host ?? data.config.listen.host;
+      const t = new TlsListener(uws, host, data.tls.port, makeHandler(() => env, 'https'), log);
+      const err = t.start(data.tls.snapshot);
+      if (err !== null) {
+        send({ type: 'fatal', workerId: data.workerId, message: err });
+        uws.us_listen_socket_close(token);
+        listenSocket = null;
+        (a as unknown as { close(): void }).close();
+        return;
+      }
+      tlsListener = t;
+    }
     send({ type: 'ready', workerId: data.workerId, port: uws.us_socket_local_port(token) });
   });
   app = a;
@@ -103,6 +150,7 @@ function drain(deadlineMs: number): void {
     uws.us_listen_socket_close(listenSocket);
     listenSocket = null;
   }
+  tlsListener?.stopListening();
   let finished = false;
   const finish = (): void => {
     if (finished) return;
@@ -114,6 +162,7 @@ function drain(deadlineMs: number): void {
     // Closing the app cuts remaining connections (idle keep-alive ones, or requests past
     // the deadline); the thread's loop then ends on its own.
     (app as unknown as { close(): void } | null)?.close();
+    tlsListener?.closeAll();
     // Hand every accepted Kafka record to the producer and wait for its outcome (bounded),
     // so that the counters below are final.
     const linkDone = kafka === null ? Promise.resolve() : kafka.close(data.config.kafka.flushTimeoutMs);
@@ -157,6 +206,7 @@ function crash(err: unknown): void {
     listenSocket = null;
     env.upstreams.closeAll();
     (app as unknown as { close(): void } | null)?.close();
+    tlsListener?.closeAll();
     kafka?.destroy();
   } finally {
     port?.close();
@@ -170,6 +220,9 @@ port.on('message', (msg: PrimaryToWorker) => {
     case 'reload': {
       env = buildEnv(msg.config, msg.hostSlots, env);
       log.setLevel(msg.config.log.level);
+      // New certificates: a new HTTPS app on the same port; connections on the old one get
+      // shutdown.drainTimeoutMs to finish (src/workers/tls-listener.ts).
+      if (msg.tls !== null && !draining) tlsListener?.swap(msg.tls, msg.config.shutdown.drainTimeoutMs);
       send({ type: 'reloaded', workerId: data.workerId, version: msg.version });
       break;
     }
@@ -182,9 +235,22 @@ port.on('message', (msg: PrimaryToWorker) => {
         throw new Error(`crash injected: ${msg.reason}`);
       });
       break;
-    case 'stats':
-      send({ type: 'stats', workerId: data.workerId, inflight: stats.inflight, requests: stats.requests, pools: env.upstreams.poolStats() });
+    case 'stats': {
+      const k = kafka?.status() ?? null;
+      send({
+        type: 'stats',
+        workerId: data.workerId,
+        inflight: stats.inflight,
+        requests: stats.requests,
+        pools: env.upstreams.poolStats(),
+        counters: {
+          recorder: metrics.snapshot(),
+          events: { ...eventStats },
+          kafka: k === null ? null : { enqueued: k.enqueued, dropped: k.dropped, delivered: k.delivered, failed: k.failed, unknown: k.unknown },
+        },
+      });
       break;
+    }
     default:
       assertNever(msg);
   }

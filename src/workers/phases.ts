@@ -63,12 +63,15 @@ export class ForwardingPhase implements ProxyPhases<RequestCtx> {
   }
 
   upstreamRequestFilter(s: Session, out: string[], ctx: RequestCtx): void {
+    // The peer, not the derived client: each hop appends whom it heard from (docs/edge.md).
     const xff = find(out, 'x-forwarded-for');
-    if (xff === -1) out.push('x-forwarded-for', s.clientAddress);
-    else out[xff + 1] = `${out[xff + 1]}, ${s.clientAddress}`;
+    if (xff === -1) out.push('x-forwarded-for', s.peerAddress);
+    else out[xff + 1] = `${out[xff + 1]}, ${s.peerAddress}`;
+    // The scheme the client used with Sluice; a client's own value is overwritten, never trusted.
+    const scheme = ctx.listener === 'https' ? 'https' : 'http';
     const proto = find(out, 'x-forwarded-proto');
-    if (proto === -1) out.push('x-forwarded-proto', 'http');
-    else out[proto + 1] = 'http';
+    if (proto === -1) out.push('x-forwarded-proto', scheme);
+    else out[proto + 1] = scheme;
     const host = find(s.headers, 'host');
     if (host !== -1) {
       const fh = find(out, 'x-forwarded-host');

@@ -8,12 +8,35 @@
  * A connection delivers socket events to its current owner (the proxied request using it);
  * idle connections that receive bytes or close are dropped from the pool.
  *
+ * A pool with TLS settings (upstreams.NAME.tls) opens `node:tls` connections: SNI, chain and
+ * host name verified, client certificate for mTLS, one TLS session kept for resumption. A
+ * connection counts as connected only after the handshake and the verification passed
+ * (`secureConnect`), so the connect timeout covers the handshake; bytes written before that
+ * stay in the TLS socket and never reach an unverified upstream.
+ *
  * Must never: pipeline, reuse a connection whose response was not read completely, or keep
  * a per-request timer (idle expiry runs on the coarse clock).
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
 import type { PoolConfig } from '../shared/config';
+
+/** A group's TLS settings, built once per config (Upstreams.build); null on a pool = plain TCP. */
+export interface PoolTls {
+  /** Digest of the TLS identity (serverName, verify, CA, client certificate): part of the pool key. */
+  readonly id: string;
+  /** CA bundle and client certificate, parsed once per config build and shared by every connection. */
+  readonly secureContext: SecureContext;
+  /** Configured SNI / expected certificate name; undefined = the address host. */
+  readonly serverName: string | undefined;
+  readonly verify: boolean;
+}
+
+/** Codes of plain socket errors (ECONNREFUSED, ECONNRESET, EAI_AGAIN, ...), as opposed to TLS ones. */
+const ERRNO_CODE = /^E[A-Z]+$|^EAI_/;
+/** The reason part of an OpenSSL error string: `...:SSL routines:<function>:<reason>:<file>:...`. */
+const OPENSSL_REASON = /SSL routines:[^:]*:([^:]+):/;
 
 export interface ConnOwner {
   onConnect(conn: Conn): void;
@@ -36,10 +59,12 @@ export class Conn implements DeadlineHolder {
   private keepAliveMs = -1;
 
   constructor(readonly pool: HostPool) {
-    const s = connect({ host: pool.host, port: pool.port });
+    const tls = pool.tlsOptions;
+    const s = tls === null ? connect({ host: pool.host, port: pool.port }) : pool.connectTls(tls);
     s.setNoDelay(true);
     this.socket = s;
-    s.on('connect', () => {
+    // TLS: connected once the handshake and the certificate checks passed.
+    s.on(tls === null ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.owner?.onConnect(this);
     });
@@ -64,6 +89,27 @@ export class Conn implements DeadlineHolder {
     const o = this.owner;
     this.owner = null;
     o?.onEnd(this, err);
+  }
+
+  /**
+   * The reason when `err` is a TLS failure of this connection: a refused certificate (the
+   * X.509 verify code: CERT_HAS_EXPIRED, DEPTH_ZERO_SELF_SIGNED_CERT, ...), a name mismatch
+   * (ERR_TLS_CERT_ALTNAME_INVALID) or a TLS alert / protocol error (ERR_SSL_*, e.g. the
+   * upstream requiring a client certificate, which TLS 1.3 reports after the handshake).
+   * Null for plain socket errors (refused, reset, unreachable) and for plain TCP pools.
+   */
+  tlsFailure(err: Error | null): string | null {
+    if (err === null || this.pool.tlsOptions === null) return null;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return code;
+    if (code === 'EPROTO') {
+      // A write that hit a TLS protocol error ("write EPROTO ...:SSL routines:ssl3_get_record:
+      // wrong version number:..."): name it as Node names the read side, ERR_SSL_<REASON>.
+      const m = OPENSSL_REASON.exec(err.message);
+      return m === null ? code : `ERR_SSL_${(m[1] as string).toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`;
+    }
+    if (this.connected || code === '' || ERRNO_CODE.test(code)) return null;
+    return code;
   }
 
   /** Announced `Keep-Alive: timeout=` of the upstream, in seconds. */
@@ -108,16 +154,48 @@ export class HostPool {
   /** Open connections (idle + in use). */
   open = 0;
   closed = false;
+  /** tls.connect options of every connection (null = plain TCP). */
+  readonly tlsOptions: ConnectionOptions | null;
+  /** The last TLS session the upstream offered, for resumption (nginx proxy_ssl_session_reuse). */
+  private tlsSession: Buffer | undefined = undefined;
 
   constructor(
     readonly address: string,
     public settings: PoolConfig,
+    readonly tls: PoolTls | null = null,
   ) {
     const colon = address.lastIndexOf(':');
     let h = address.slice(0, colon);
     if (h.startsWith('[')) h = h.slice(1, -1);
     this.host = h;
     this.port = Number(address.slice(colon + 1));
+    if (tls === null) this.tlsOptions = null;
+    else {
+      // No SNI for an IP literal (RFC 6066); Node then checks the certificate's IP SANs
+      // against the host. With a serverName, SNI and the name check both use it.
+      const servername = tls.serverName ?? (isIP(h) === 0 ? h : undefined);
+      this.tlsOptions = {
+        host: h,
+        port: this.port,
+        secureContext: tls.secureContext,
+        rejectUnauthorized: tls.verify,
+        ...(servername === undefined ? {} : { servername }),
+      };
+    }
+  }
+
+  /** Opens a TLS connection, resuming the last session when there is one. */
+  connectTls(options: ConnectionOptions): Socket {
+    const session = this.tlsSession;
+    const s = tlsConnect(session === undefined ? options : { ...options, session });
+    s.on('session', (sess: Buffer) => {
+      this.tlsSession = sess;
+    });
+    // A session that led to a failure is not offered again.
+    s.once('error', () => {
+      if (this.tlsSession === session) this.tlsSession = undefined;
+    });
+    return s;
   }
 
   get idleCount(): number {

@@ -19,6 +19,8 @@ import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceErro
 import { KIND_ACTIVE, KIND_PENDING } from '../shared/host-state';
 import type { Logger } from '../shared/log';
 import type { Peer, Pipeline, ResponseHead, Session, TryRecord } from '../shared/phases';
+import { formatAddressBytes, toAddress16 } from '../shared/cidr';
+import { forwardedClient } from './acl';
 import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
@@ -58,7 +60,14 @@ export interface RequestCtx extends KafkaRouteHost, PickState {
   rateLimitRemaining: number;
   /** Respond directly (phases that answer themselves). */
   respond(status: number, body: string, headers?: readonly string[]): void;
+  /** The listener the request came in on. */
+  readonly listener: ListenerKind;
+  /** Session.clientAddress as 16 bytes (IPv4 mapped), parsed once for the ACLs; null if uWS gave no address. */
+  readonly clientBytes: Uint8Array | null;
 }
+
+/** Which listener a request came in on: the HTTP one (listen.*) or the HTTPS one (tls.*). */
+export type ListenerKind = 'http' | 'https';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
@@ -141,6 +150,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   query: string;
   headers: string[];
   readonly clientAddress: string;
+  readonly peerAddress: string;
   readonly startedAt: number;
   routeName = '';
   requestId = '';
@@ -219,6 +229,9 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     headers: string[],
     hostName: string,
     clientAddress: string,
+    peerAddress: string,
+    readonly clientBytes: Uint8Array | null,
+    readonly listener: ListenerKind,
     reqMode: BodyMode,
     reqLength: number,
   ) {
@@ -228,6 +241,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.headers = headers;
     this.hostName = hostName;
     this.clientAddress = clientAddress;
+    this.peerAddress = peerAddress;
     this.startedAt = performance.now();
     this.reqMode = reqMode;
     this.reqLength = reqLength;
@@ -693,9 +707,16 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       return;
     }
     let e: SluiceError;
-    if (this.stage === Stage.Connect || !conn.connected) {
+    // A TLS failure before any response byte (refused certificate, name mismatch, a TLS alert
+    // such as TLS 1.3's late "certificate required") is a connect failure: nothing reached
+    // the upstream's application.
+    const tlsReason = this.gotResponseBytes ? null : conn.tlsFailure(err);
+    if (tlsReason !== null || this.stage === Stage.Connect || !conn.connected) {
       this.flags.push('UF');
-      e = sluiceError('SLUICE_ERR_UPSTREAM_CONNECT', `${this.upstreamHost}: ${err?.message ?? 'closed'}`);
+      e =
+        tlsReason !== null
+          ? sluiceError('SLUICE_ERR_UPSTREAM_TLS', `${this.upstreamHost}: ${tlsReason} (${(err?.message ?? '').trim()})`)
+          : sluiceError('SLUICE_ERR_UPSTREAM_CONNECT', `${this.upstreamHost}: ${err?.message ?? 'closed'}`);
       for (const f of this.env.pipeline.failToConnect) if (!f(this, { group: this.upstreamName, host: this.upstreamHost }, e, this)) this.noRetry = true;
     } else if (err !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
       this.flags.push('UR');
@@ -1000,33 +1021,7 @@ export function setOnFinished(f: (() => void) | undefined): void {
 
 /** Formats uWS's binary remote address (4 or 16 bytes); IPv4-mapped IPv6 becomes dotted IPv4. */
 export function formatAddress(ab: ArrayBuffer): string {
-  const b = new Uint8Array(ab);
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) return '';
-  let mapped = b[10] === 0xff && b[11] === 0xff;
-  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
-  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i] as number) << 8) | (b[i + 1] as number));
-  // RFC 5952: compress the longest run of two or more zero groups.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatAddressBytes(new Uint8Array(ab));
 }
 
 /** Answers before a ProxyCall exists (limits); the request body, if any, is not read. */
@@ -1039,7 +1034,8 @@ function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
     .end(`{"error":"${code}","message":${JSON.stringify(e.message)}}\n`, true);
 }
 
-export function makeHandler(getEnv: () => ProxyEnv): (res: HttpResponse, req: HttpRequest) => void {
+/** The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY protocol). */
+export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http'): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const env = getEnv();
     const limits = env.config.limits;
@@ -1056,6 +1052,7 @@ export function makeHandler(getEnv: () => ProxyEnv): (res: HttpResponse, req: Ht
     let contentLength = -1;
     let badLength = false;
     let chunked = false;
+    let xff = '';
     req.forEach((k, v) => {
       headers.push(k, v);
       headerBytes += k.length + v.length + 4;
@@ -1064,6 +1061,7 @@ export function makeHandler(getEnv: () => ProxyEnv): (res: HttpResponse, req: Ht
         if (contentLength !== -1 || !/^\d{1,15}$/.test(v)) badLength = true;
         contentLength = Number(v);
       } else if (k === 'transfer-encoding') chunked = true;
+      else if (k === 'x-forwarded-for') xff = xff === '' ? v : `${xff},${v}`;
     });
     if (headers.length / 2 > limits.maxHeaderCount) {
       reject(res, 'SLUICE_ERR_TOO_MANY_HEADERS', `over ${limits.maxHeaderCount} fields`);
@@ -1084,6 +1082,18 @@ export function makeHandler(getEnv: () => ProxyEnv): (res: HttpResponse, req: Ht
     const colon = host.lastIndexOf(':');
     const hostName = (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
     const mode = chunked ? BodyMode.Chunked : contentLength > 0 ? BodyMode.Length : BodyMode.None;
+    // The client address (docs/edge.md): the peer, or the PROXY v2 source when the listener
+    // takes it (uWS parses v2 on every connection, so it is ignored unless configured: any
+    // client could send one), then the entry proxy.trustedHops from the right of
+    // X-Forwarded-For. X-Forwarded-For sent upstream gets the peer appended.
+    const lc = listener === 'https' ? (env.config.tls ?? env.config.listen) : env.config.listen;
+    let peerBytes = toAddress16(new Uint8Array(res.getRemoteAddress()));
+    if (lc.proxyProtocol) {
+      const pp = new Uint8Array(res.getProxiedRemoteAddress());
+      if (pp.length !== 0) peerBytes = toAddress16(pp);
+    }
+    const peer = peerBytes === null ? '' : formatAddressBytes(peerBytes);
+    const fwd = xff === '' ? null : forwardedClient(xff, env.config.proxy.trustedHops);
     const call = new ProxyCall(
       res,
       env,
@@ -1092,7 +1102,10 @@ export function makeHandler(getEnv: () => ProxyEnv): (res: HttpResponse, req: Ht
       query,
       headers,
       hostName,
-      formatAddress(res.getRemoteAddress()),
+      fwd === null ? peer : formatAddressBytes(fwd),
+      peer,
+      fwd ?? peerBytes,
+      listener,
       mode,
       contentLength,
     );

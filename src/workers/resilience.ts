@@ -153,6 +153,7 @@ export function failureKind(status: number, err: SluiceError | null): FailureKin
   switch (err.code) {
     case 'SLUICE_ERR_UPSTREAM_CONNECT':
     case 'SLUICE_ERR_UPSTREAM_CONNECT_TIMEOUT':
+    case 'SLUICE_ERR_UPSTREAM_TLS':
       return 'connect';
     case 'SLUICE_ERR_UPSTREAM_HEAD_TIMEOUT':
     case 'SLUICE_ERR_UPSTREAM_READ_TIMEOUT':

@@ -1,15 +1,19 @@
 /**
  * Upstream groups of one worker: hosts with their pools, balancer and effective timeouts.
  * Built once per config and swapped whole on reload; pools survive a reload when their
- * group and address stay, so warm keep-alive connections are not thrown away.
+ * group, address and TLS identity stay, so warm keep-alive connections are not thrown away
+ * (and never shared across different TLS settings).
  */
-import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type PoolConfig, type SluiceConfig, type UpstreamConfig, type UpstreamTimeouts } from '../shared/config';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type PoolConfig, type SluiceConfig, type UpstreamConfig, type UpstreamTimeouts, type UpstreamTlsConfig } from '../shared/config';
 import { sluiceError } from '../shared/errors';
 import { ADMIT, KIND_ACTIVE, PROBE, REJECT, type HostStateTable } from '../shared/host-state';
 import { jsNative } from '../shared/native';
 import type { Session } from '../shared/phases';
 import { buildSelector, ConsistentHash, type Accept, type BalancedHost, type Selector } from './balancer';
-import { HostPool } from './pool';
+import { HostPool, type PoolTls } from './pool';
 
 export interface GroupHost extends BalancedHost {
   readonly address: string;
@@ -230,6 +234,41 @@ export class UpstreamGroup {
   }
 }
 
+/**
+ * A group's TLS settings with its files read and parsed once per config build. The identity
+ * digest covers everything that decides whom a connection may talk to and as whom (SNI /
+ * expected name, verification, the CA bundle's and client certificate's contents), so a
+ * reload that changes any of it, or rotates a file's contents, gets fresh pools.
+ */
+export function buildPoolTls(t: UpstreamTlsConfig, cache?: Map<string, PoolTls>): PoolTls {
+  const ca = t.caFile === undefined ? undefined : readFileSync(t.caFile);
+  const cert = t.certFile === undefined ? undefined : readFileSync(t.certFile);
+  const key = t.keyFile === undefined ? undefined : readFileSync(t.keyFile);
+  const h = createHash('sha256');
+  for (const part of [t.serverName ?? '', t.verify ? '1' : '0', ca, cert, key]) {
+    h.update(part ?? '-');
+    h.update('\0');
+  }
+  const id = h.digest('hex').slice(0, 16);
+  const known = cache?.get(id);
+  if (known !== undefined) return known;
+  // Without caFile the context trusts Node's bundled root store; with it, only caFile.
+  const secureContext = createSecureContext({
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    ...(t.passphrase === undefined ? {} : { passphrase: t.passphrase }),
+  });
+  const built: PoolTls = { id, secureContext, serverName: t.serverName, verify: t.verify };
+  cache?.set(id, built);
+  return built;
+}
+
+/** The pool map key: the host's key plus the TLS identity, if any. */
+function poolKey(key: string, tls: PoolTls | null): string {
+  return tls === null ? key : `${key}|tls:${tls.id}`;
+}
+
 export class Upstreams {
   readonly groups: ReadonlyMap<string, UpstreamGroup>;
 
@@ -249,8 +288,10 @@ export class Upstreams {
   ): Upstreams {
     const pools = new Map<string, HostPool>();
     const groups = new Map<string, UpstreamGroup>();
+    const tlsCache = new Map<string, PoolTls>();
     for (const [name, u] of Object.entries(cfg.upstreams)) {
       const settings: PoolConfig = { ...cfg.pool, ...u.pool };
+      const tls = u.tls === undefined ? null : buildPoolTls(u.tls, tlsCache);
       const timeouts: UpstreamTimeouts = {
         connectMs: u.timeouts?.connectMs ?? cfg.timeouts.connectMs,
         headerMs: u.timeouts?.headerMs ?? cfg.timeouts.headerMs,
@@ -259,10 +300,11 @@ export class Upstreams {
       const hosts: GroupHost[] = [];
       for (const h of u.hosts) {
         const key = hostKey(name, h.address);
-        let pool = pools.get(key) ?? previous?.pools.get(key);
-        if (pool === undefined || pool.closed) pool = new HostPool(h.address, settings);
+        const pk = poolKey(key, tls);
+        let pool = pools.get(pk) ?? previous?.pools.get(pk);
+        if (pool === undefined || pool.closed) pool = new HostPool(h.address, settings, tls);
         else pool.settings = settings;
-        pools.set(key, pool);
+        pools.set(pk, pool);
         // Hosts listed twice in one group share the pool but count as separate entries.
         hosts.push({ address: h.address, weight: h.weight, active: 0, pool, slot: slots[key] ?? -1 });
       }
@@ -279,6 +321,7 @@ export class Upstreams {
   }
 
   poolStats(): { address: string; open: number; idle: number }[] {
-    return [...this.pools.entries()].map(([key, p]) => ({ address: key, open: p.open, idle: p.idleCount }));
+    // Reported by `group|address` (one pool per host and config; the TLS identity is internal).
+    return [...this.pools.entries()].map(([key, p]) => ({ address: p.tls === null ? key : key.slice(0, key.lastIndexOf('|tls:')), open: p.open, idle: p.idleCount }));
   }
 }

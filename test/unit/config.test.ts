@@ -48,7 +48,12 @@ describe('buildConfig: defaults', () => {
   });
 
   test('listen', () => {
-    assert.deepEqual(cfg.listen, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(cfg.listen, { host: '0.0.0.0', port: 8080, proxyProtocol: false });
+  });
+
+  test('admin listener on loopback; no HTTPS listener unless configured', () => {
+    assert.deepEqual(cfg.admin, { enabled: true, host: '127.0.0.1', port: 9901 });
+    assert.equal(cfg.tls, undefined);
   });
 
   test('limits', () => {
@@ -64,8 +69,8 @@ describe('buildConfig: defaults', () => {
   });
 
   test('proxy, log, shutdown', () => {
-    assert.deepEqual(cfg.proxy, { via: 'sluice', requestIdHeader: 'x-request-id', retryBufferBytes: 65536 });
-    assert.deepEqual(cfg.log, { level: 'info', access: false });
+    assert.deepEqual(cfg.proxy, { via: 'sluice', requestIdHeader: 'x-request-id', retryBufferBytes: 65536, trustedHops: 0 });
+    assert.deepEqual(cfg.log, { level: 'info', access: false, accessFile: '' });
     assert.deepEqual(cfg.shutdown, { drainTimeoutMs: 30000 });
   });
 
@@ -102,7 +107,7 @@ describe('buildConfig: defaults', () => {
       pool: { idleTimeoutMs: 1 },
       log: { level: 'debug' },
     });
-    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 0 });
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 0, proxyProtocol: false });
     assert.equal(c.limits.maxHeaderCount, 47);
     assert.equal(c.limits.maxUrlLength, 8192);
     assert.deepEqual(c.pool, { maxIdlePerHost: 1024, idleTimeoutMs: 1, maxConnectionsPerHost: 0 });
@@ -142,11 +147,11 @@ describe('buildConfig: defaults', () => {
 describe('buildConfig: schema errors name the option path', () => {
   const cases: [string, (c: Raw) => void, string[]][] = [
     ['unknown top-level key', (c) => (c.wrokers = 1), [
-      'wrokers is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
+      'wrokers is not a known option (known here: workers, listen, tls, admin, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
     ]],
-    ['unknown nested key', (c) => (c.listen = { prot: 1 }), ['listen.prot is not a known option (known here: host, port)']],
+    ['unknown nested key', (c) => (c.listen = { prot: 1 }), ['listen.prot is not a known option (known here: host, port, proxyProtocol, acl)']],
     ['unknown key in a route', (c) => ((c.routes as Raw[])[0] = { name: 'd', action: proxyTo('app'), math: {} }), [
-      'routes[0].math is not a known option (known here: name, match, rewrite, requestHeaders, responseHeaders, action, timeouts, maxBodyBytes, retry, rateLimit)',
+      'routes[0].math is not a known option (known here: name, match, rewrite, requestHeaders, responseHeaders, action, timeouts, maxBodyBytes, acl, retry, rateLimit)',
     ]],
     ['unknown key in an action', (c) => ((c.routes as Raw[])[0] = { name: 'd', action: { ...proxyTo('app'), weight: 1 } }), [
       'routes[0].action.weight is not a known option (known here: upstream)',
@@ -155,6 +160,10 @@ describe('buildConfig: schema errors name the option path', () => {
     ['fraction', (c) => (c.workers = 1.5), ['workers must be an integer, got 1.5']],
     ['max', (c) => (c.workers = 257), ['workers must be <= 256, got 257']],
     ['min', (c) => (c.listen = { port: -1 }), ['listen.port must be >= 0, got -1']],
+    ['acl rule needs one of allow/deny', (c) => (c.listen = { acl: [{}] }), ['listen.acl[0] must set exactly one of allow, deny']],
+    ['acl address', (c) => (c.listen = { acl: [{ deny: 'localhost' }] }), [
+      'listen.acl[0].deny must be an IPv4 or IPv6 address or CIDR (10.0.0.0/8, ::1, fd00::/8), got "localhost"',
+    ]],
     ['port max', (c) => (c.listen = { port: 65536 }), ['listen.port must be <= 65535, got 65536']],
     ['limits min', (c) => (c.limits = { maxHeaderBytes: 255 }), ['limits.maxHeaderBytes must be >= 256, got 255']],
     ['header count max', (c) => (c.limits = { maxHeaderCount: 48 }), ['limits.maxHeaderCount must be <= 47, got 48']],
@@ -272,7 +281,7 @@ describe('buildConfig: schema errors name the option path', () => {
     assert.equal(err.code, 'SLUICE_ERR_CONFIG');
     const want = [
       'workers must be >= 0, got -1',
-      'listen.hots is not a known option (known here: host, port)',
+      'listen.hots is not a known option (known here: host, port, proxyProtocol, acl)',
       'listen.port must be a number, got "x"',
       'routes[0].match.path must set exactly one of prefix, exact, regex',
       'routes[0].action.upstream is required',
@@ -326,7 +335,7 @@ describe('buildConfig: schema errors name the option path', () => {
     'an unknown key named like an Object.prototype member is reported',
     () => {
       assert.deepEqual(issuesOf({ ...minimal(), toString: 1 }), [
-        'toString is not a known option (known here: workers, listen, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
+        'toString is not a known option (known here: workers, listen, tls, admin, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
       ]);
     },
   );
@@ -433,16 +442,16 @@ describe('buildConfig: environment overrides', () => {
   test('SLUICE_WORKERS, SLUICE_LISTEN_PORT, SLUICE_ACCESS_LOG', () => {
     const c = buildConfig(minimal(), 'x', { SLUICE_WORKERS: '3', SLUICE_LISTEN_PORT: '9090', SLUICE_ACCESS_LOG: 'true' });
     assert.equal(c.workers, 3);
-    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 9090 });
-    assert.deepEqual(c.log, { level: 'info', access: true });
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 9090, proxyProtocol: false });
+    assert.deepEqual(c.log, { level: 'info', access: true, accessFile: '' });
   });
 
   test('environment wins over the file', () => {
     const raw = { ...minimal(), workers: 8, listen: { host: '127.0.0.1', port: 1 }, log: { access: true } };
     const c = buildConfig(raw, 'x', { SLUICE_WORKERS: '2', SLUICE_LISTEN_PORT: '2', SLUICE_ACCESS_LOG: 'off', SLUICE_LOG_LEVEL: 'warn' });
     assert.equal(c.workers, 2);
-    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 2 });
-    assert.deepEqual(c.log, { level: 'warn', access: false });
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 2, proxyProtocol: false });
+    assert.deepEqual(c.log, { level: 'warn', access: false, accessFile: '' });
   });
 
   test('nested env leaves', () => {
@@ -796,6 +805,25 @@ describe('buildConfig: resilience options', () => {
       { name: 'b', action: proxyTo('app'), rateLimit: { rate: 6, zone: 'z' } },
     ];
     assert.deepEqual(issuesOf(c), ['routes[1].rateLimit.zone z is shared with routes[0].rateLimit, which sets another rate or burst (a zone has one policy)']);
+  });
+
+  test('ACL prefixes and addresses are checked; port collisions between listeners are refused', () => {
+    const c = minimal();
+    c.listen = { acl: [{ allow: '10.0.0.0/33' }, { deny: '::1/129' }, { allow: '::ffff:10.0.0.1' }, { deny: '0.0.0.0/0' }] };
+    assert.deepEqual(issuesOf(c), [
+      'listen.acl[0].allow must be an IPv4 or IPv6 address with an optional /prefix (got "10.0.0.0/33": prefix over 32)',
+      'listen.acl[1].deny must be an IPv4 or IPv6 address with an optional /prefix (got "::1/129": prefix over 128)',
+    ]);
+    const d = minimal();
+    d.listen = { port: 9000 };
+    d.admin = { port: 9000 };
+    assert.deepEqual(issuesOf(d), ['admin.port 9000 is also listen.port']);
+  });
+
+  test('upstream client certificate needs its key', () => {
+    const c = minimal();
+    c.upstreams = { app: { hosts: [{ address: 'a:1' }], tls: { certFile: '/x.pem' } } };
+    assert.deepEqual(issuesOf(c), ['upstreams.app.tls.keyFile is needed too: a client certificate takes certFile and keyFile']);
   });
 
   test('retry only on proxy and split routes', () => {

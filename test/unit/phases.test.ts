@@ -19,6 +19,7 @@ function session(): Session {
     query: '',
     headers: [],
     clientAddress: '127.0.0.1',
+    peerAddress: '127.0.0.1',
     startedAt: 0,
     routeName: '',
     requestId: '',

@@ -21,6 +21,7 @@ function session(headers: string[], clientAddress = '10.0.0.1'): Session {
     query: '',
     headers,
     clientAddress,
+    peerAddress: clientAddress,
     startedAt: 0,
     routeName: '',
     requestId: '',
