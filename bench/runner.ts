@@ -7,6 +7,7 @@
  * also on SIGINT/SIGTERM. A contender that fails to start (or dies) is reported as failed
  * and the others carry on.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -62,7 +63,7 @@ async function stopAll(): Promise<void> {
 
 function loadSpec(s: Scenario, target: RunningContender['target'], durationSec: number): LoadSpec {
   return {
-    url: `http://${target.host}:${target.port}${s.path}`,
+    url: `${s.tls === true ? 'https' : 'http'}://${target.host}:${target.port}${s.path}`,
     method: s.method,
     body: scenarioBody(s),
     contentType: s.bodyContentType,
@@ -134,6 +135,27 @@ function cpusFor(c: Contender, opts: Options, allCpus: string): string {
   return c.pinning === 'proxy' ? opts.proxyCpus : c.pinning === 'all' ? allCpus : '';
 }
 
+/**
+ * The TLS scenarios' certificate: one self-signed ECDSA P-256 certificate for localhost and
+ * 127.0.0.1, made once per bench run with the openssl CLI (bootstrap installs it).
+ */
+function benchCertificate(workDir: string): { certFile: string; keyFile: string; combinedFile: string } {
+  const dir = path.join(workDir, 'tls');
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  const combinedFile = path.join(dir, 'combined.pem');
+  if (!fs.existsSync(combinedFile)) {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout', keyFile, '-out', certFile,
+    ], { stdio: 'ignore' });
+    fs.writeFileSync(combinedFile, fs.readFileSync(certFile, 'utf8') + fs.readFileSync(keyFile, 'utf8'));
+  }
+  return { certFile, keyFile, combinedFile };
+}
+
 async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<ScenarioOutcome> {
   const base = { scenario: s.name, title: s.title, note: s.note };
   if (s.later && !sluiceSupports(s)) {
@@ -166,6 +188,7 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
         cpuCount: cpuList(cpus || '0').length,
         listen: { host: '127.0.0.1', port: await freePort() },
         sparePort: await freePort(),
+        tls: s.tls === true ? benchCertificate(env.workDir) : null,
       });
       live.add(r);
       running.push({ c, r });

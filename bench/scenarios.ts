@@ -12,6 +12,7 @@ export const SCENARIO_NAMES = [
   'conn-1000',
   'consistent-hash',
   'rate-limit',
+  'https',
   'kafka-events',
   'kafka-produce-async',
   'kafka-produce-sync',
@@ -36,6 +37,8 @@ export interface Scenario {
   readonly varyHeader?: { readonly name: string; readonly keys: number };
   /** How many upstream hosts (ports of the one upstream server) the proxy balances over. */
   readonly upstreamHosts: number;
+  /** Clients speak TLS to the proxy (the proxy terminates it; the upstream stays plain HTTP). */
+  readonly tls?: boolean;
   /** A later feature: runs only when the Sluice contender's `supports()` says so. */
   readonly later: boolean;
   /** What the baselines do here, when it differs from "the same thing as Sluice". */
@@ -120,6 +123,18 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     upstreamHosts: 1,
     later: true,
     note: 'Measures the cost of the check, not of rejecting: the limit (1,000,000 req/s per key) is never reached. nginx: `limit_req` on the header; HAProxy: a stick-table tracking `http_req_rate` on the header; node-proxy and direct do not take part.',
+  },
+  https: {
+    name: 'https',
+    title: 'GET / (100-byte body) over HTTPS (TLS terminated by the proxy, same certificate), keep-alive, 64 connections',
+    method: 'GET',
+    path: '/',
+    bodyBytes: 0,
+    connections: 64,
+    upstreamHosts: 1,
+    tls: true,
+    later: true,
+    note: 'One ECDSA P-256 certificate generated at bench start, used by every contender; TLS 1.3; keep-alive connections, so this measures record encryption per request rather than handshakes. The upstream is plain HTTP. node-proxy and direct do not take part.',
   },
   'kafka-events': {
     name: 'kafka-events',

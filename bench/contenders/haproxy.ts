@@ -7,12 +7,17 @@ import * as path from 'node:path';
 import { renderTemplate } from '../lib/files';
 import { KEY_HEADER, type Scenario } from '../scenarios';
 import { startProcess } from './process';
-import type { Contender } from './types';
+import type { Contender, StartContext } from './types';
 
 export const HAPROXY_BIN = fs.existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
 
-function scenarioVars(s: Scenario): Record<string, string> {
-  const vars = { FRONTEND_EXTRA: '', BACKEND_BALANCE: '    balance roundrobin' };
+function scenarioVars(s: Scenario, ctx: StartContext): Record<string, string> {
+  const vars = {
+    FRONTEND_EXTRA: '',
+    BACKEND_BALANCE: '    balance roundrobin',
+    BIND_SSL: ctx.tls === null ? '' : ` ssl crt ${ctx.tls.combinedFile} alpn http/1.1`,
+    SCHEME: ctx.tls === null ? 'http' : 'https',
+  };
   if (s.name === 'consistent-hash') vars.BACKEND_BALANCE = `    balance hdr(${KEY_HEADER})\n    hash-type consistent`;
   if (s.name === 'rate-limit') {
     vars.FRONTEND_EXTRA = [
@@ -39,7 +44,7 @@ export const haproxy: Contender = {
         HOST: ctx.listen.host,
         PORT: String(ctx.listen.port),
         BACKEND_SERVERS: ctx.upstreams.map((u, i) => `    server s${i} ${u.host}:${u.port}`).join('\n'),
-        ...scenarioVars(ctx.scenario),
+        ...scenarioVars(ctx.scenario, ctx),
       },
       cfg,
     );

@@ -19,8 +19,17 @@ function supports(s: Scenario): boolean {
 }
 
 /** The scenario-dependent parts of the config. */
-function scenarioVars(s: Scenario): Record<string, string> {
-  const vars = { HTTP_EXTRA: '', UPSTREAM_BALANCE: '', LOCATION_EXTRA: '' };
+function scenarioVars(s: Scenario, ctx: StartContext): Record<string, string> {
+  const vars = { HTTP_EXTRA: '', UPSTREAM_BALANCE: '', LOCATION_EXTRA: '', LISTEN_SSL: '', SERVER_EXTRA: '' };
+  if (ctx.tls !== null) {
+    vars.LISTEN_SSL = ' ssl';
+    vars.SERVER_EXTRA = [
+      `        ssl_certificate ${ctx.tls.certFile};`,
+      `        ssl_certificate_key ${ctx.tls.keyFile};`,
+      '        ssl_protocols TLSv1.2 TLSv1.3;',
+      '        ssl_session_cache shared:SSL:1m;',
+    ].join('\n');
+  }
   if (s.name === 'consistent-hash') vars.UPSTREAM_BALANCE = `        hash ${KEY_VAR} consistent;`;
   if (s.name === 'rate-limit') {
     vars.HTTP_EXTRA = `    limit_req_zone ${KEY_VAR} zone=bench:20m rate=1000000r/s;\n    limit_req_status 429;`;
@@ -40,7 +49,7 @@ async function start(name: string, workers: number, ctx: StartContext): Promise<
       HOST: ctx.listen.host,
       PORT: String(ctx.listen.port),
       UPSTREAM_SERVERS: ctx.upstreams.map((u) => `        server ${u.host}:${u.port};`).join('\n'),
-      ...scenarioVars(ctx.scenario),
+      ...scenarioVars(ctx.scenario, ctx),
     },
     conf,
   );

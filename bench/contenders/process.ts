@@ -21,7 +21,7 @@ export async function startProcess(name: string, ctx: StartContext, spec: Proces
   const child = spawnPinned(spec.cmd, spec.args, { cpus: ctx.cpus, cwd: spec.cwd ?? ctx.root, env: spec.env, logFile });
   const spawnError = new Promise<never>((_resolve, reject) => child.once('error', reject));
   try {
-    await Promise.race([waitHttpReady(ctx.listen.host, ctx.listen.port, child, spec.readyTimeoutMs ?? 20_000), spawnError]);
+    await Promise.race([waitHttpReady(ctx.listen.host, ctx.listen.port, child, spec.readyTimeoutMs ?? 20_000, '/', ctx.tls !== null), spawnError]);
   } catch (e) {
     await stopChild(child, 'SIGKILL');
     const tail = tailFile(logFile);

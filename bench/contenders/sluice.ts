@@ -15,7 +15,7 @@ import { startProcess } from './process';
 import type { Contender, Endpoint, RunningContender, StartContext } from './types';
 
 /** Scenarios whose feature Sluice does not have yet; every other one it runs. */
-const MISSING: ReadonlySet<ScenarioName> = new Set<ScenarioName>([]);
+const MISSING: ReadonlySet<ScenarioName> = new Set<ScenarioName>(['https']);
 const SUPPORTED: ReadonlySet<ScenarioName> = new Set(SCENARIO_NAMES.filter((n) => !MISSING.has(n)));
 
 /**
@@ -38,6 +38,8 @@ export interface SluiceConfigInput {
   readonly sparePort: number;
   /** false: leave out the scenario's features (the `sluice-1w-off` baseline). Default true. */
   readonly features?: boolean;
+  /** TLS scenarios: the bench certificate; Sluice then serves HTTPS on `listen` and plain HTTP on the spare port. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string } | null;
 }
 
 /** The config file for one scenario (written as JSON). */
@@ -79,9 +81,16 @@ export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
     default:
       break;
   }
+  const tls = input.tls ?? null;
   return {
     workers: input.workers,
-    listen: { host: input.listen.host, port: input.listen.port },
+    // The admin listener (metrics are recorded as in production) on the spare port, or on a
+    // free one when the spare port carries the plain HTTP listener of a TLS scenario.
+    listen: { host: input.listen.host, port: tls === null ? input.listen.port : input.sparePort },
+    admin: { host: '127.0.0.1', port: tls === null ? input.sparePort : 0 },
+    ...(tls === null
+      ? {}
+      : { tls: { host: input.listen.host, port: input.listen.port, certificates: [{ serverNames: ['localhost'], certFile: tls.certFile, keyFile: tls.keyFile }] } }),
     upstreams: { app: upstream },
     routes,
     ...extra,
@@ -99,6 +108,7 @@ async function start(name: string, ctx: StartContext, workers: number, features 
     workers,
     sparePort: ctx.sparePort,
     features,
+    tls: ctx.tls,
   });
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
   return startProcess(name, ctx, {

@@ -25,6 +25,8 @@ export interface StartContext {
   readonly listen: Endpoint;
   /** A free port for anything else the contender needs (Sluice's admin server, say). */
   readonly sparePort: number;
+  /** For TLS scenarios: the bench certificate (PEM files; `combinedFile` = certificate + key, for HAProxy). */
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly combinedFile: string } | null;
 }
 
 export interface RunningContender {

@@ -6,6 +6,7 @@
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 
 /** Clock ticks per second, the unit of /proc/<pid>/stat times. */
@@ -81,9 +82,11 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 }
 
 /** One HTTP GET; resolves with the status code of any response, rejects on a socket error. */
-export function httpProbe(host: string, port: number, path = '/', timeoutMs = 1000): Promise<number> {
+export function httpProbe(host: string, port: number, path = '/', timeoutMs = 1000, tls = false): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
+    // The bench's own certificate is self-signed: readiness only needs an HTTP answer.
+    const get = tls ? https.get : http.get;
+    const req = get({ host, port, path, agent: false, timeout: timeoutMs, ...(tls ? { rejectUnauthorized: false } : {}) }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);
@@ -100,6 +103,7 @@ export async function waitHttpReady(
   child: ChildProcess | null,
   timeoutMs = 20_000,
   path = '/',
+  tls = false,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -108,7 +112,7 @@ export async function waitHttpReady(
       throw new Error(`exited before it was ready (code ${child.exitCode}, signal ${child.signalCode})`);
     }
     try {
-      return await httpProbe(host, port, path);
+      return await httpProbe(host, port, path, 1000, tls);
     } catch (e) {
       last = (e as Error).message;
     }
