@@ -39,6 +39,11 @@ export interface Scenario {
   readonly upstreamHosts: number;
   /** Clients speak TLS to the proxy (the proxy terminates it; the upstream stays plain HTTP). */
   readonly tls?: boolean;
+  /**
+   * Sluice features this scenario turns on, whose cost the `sluice-1w-off` contender (the
+   * same config without them) measures, and the budget for it (CPU per request growth).
+   */
+  readonly features?: { readonly what: string; readonly budget: number };
   /** A later feature: runs only when the Sluice contender's `supports()` says so. */
   readonly later: boolean;
   /** What the baselines do here, when it differs from "the same thing as Sluice". */
@@ -57,6 +62,7 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     bodyBytes: 0,
     connections: 64,
     upstreamHosts: 1,
+    features: { what: 'metrics recording (the admin listener on; off: admin.enabled false)', budget: 0.03 },
     later: false,
   },
   '16k': {
@@ -121,6 +127,7 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     connections: 64,
     varyHeader: { name: KEY_HEADER, keys: 10_000 },
     upstreamHosts: 1,
+    features: { what: 'rate limiting and a circuit breaker on the route', budget: 0.05 },
     later: true,
     note: 'Measures the cost of the check, not of rejecting: the limit (1,000,000 req/s per key) is never reached. nginx: `limit_req` on the header; HAProxy: a stick-table tracking `http_req_rate` on the header; node-proxy and direct do not take part.',
   },

@@ -10,20 +10,19 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KEY_HEADER, SCENARIO_NAMES, type Scenario, type ScenarioName } from '../scenarios';
+import { KEY_HEADER, SCENARIO_NAMES, SCENARIOS, type Scenario, type ScenarioName } from '../scenarios';
 import { startProcess } from './process';
 import type { Contender, Endpoint, RunningContender, StartContext } from './types';
 
 /** Scenarios whose feature Sluice does not have yet; every other one it runs. */
-const MISSING: ReadonlySet<ScenarioName> = new Set<ScenarioName>(['https']);
+const MISSING: ReadonlySet<ScenarioName> = new Set<ScenarioName>([]);
 const SUPPORTED: ReadonlySet<ScenarioName> = new Set(SCENARIO_NAMES.filter((n) => !MISSING.has(n)));
 
 /**
- * Scenarios whose Sluice config turns on features that the `sluice-1w-off` contender turns
- * off, so that one run measures what the features cost (issue: rate limiting and breakers on
- * the route may add at most 5 % CPU per request).
+ * Scenarios whose Sluice config turns on features (`scenario.features`) that the
+ * `sluice-1w-off` contender turns off, so that one run measures what they cost.
  */
-export const FEATURE_SCENARIOS: ReadonlySet<ScenarioName> = new Set<ScenarioName>(['rate-limit']);
+export const FEATURE_SCENARIOS: ReadonlySet<ScenarioName> = new Set(SCENARIO_NAMES.filter((n) => SCENARIOS[n].features !== undefined));
 
 export function supports(scenario: Scenario): boolean {
   return SUPPORTED.has(scenario.name);
@@ -87,7 +86,7 @@ export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
     // The admin listener (metrics are recorded as in production) on the spare port, or on a
     // free one when the spare port carries the plain HTTP listener of a TLS scenario.
     listen: { host: input.listen.host, port: tls === null ? input.listen.port : input.sparePort },
-    admin: { host: '127.0.0.1', port: tls === null ? input.sparePort : 0 },
+    admin: { enabled: !(scenario.name === 'small-get' && input.features === false), host: '127.0.0.1', port: tls === null ? input.sparePort : 0 },
     ...(tls === null
       ? {}
       : { tls: { host: input.listen.host, port: input.listen.port, certificates: [{ serverNames: ['localhost'], certFile: tls.certFile, keyFile: tls.keyFile }] } }),
@@ -137,7 +136,7 @@ export const sluiceAll: Contender = {
 
 export const sluice1wOff: Contender = {
   name: 'sluice-1w-off',
-  description: "Sluice, 1 worker thread, the scenario's features off (rate limiting and breakers): the baseline for their cost",
+  description: "Sluice, 1 worker thread, the scenario's features off (small-get: metrics; rate-limit: rate limiting and breakers): the baseline for their cost",
   pinning: 'proxy',
   supports: (s) => FEATURE_SCENARIOS.has(s.name),
   start: (ctx) => start('sluice-1w-off', ctx, 1, false),

@@ -1,6 +1,7 @@
 /** The Markdown report: machine, versions, command, one table per scenario, a plain verdict. */
 import { NOISY_OTHER_PCT } from '../lib/noise';
 import type { SystemInfo } from '../lib/sysinfo';
+import { SCENARIOS } from '../scenarios';
 import type { BenchSettings, ScenarioOutcome, SummaryRow } from './model';
 import { median } from './summarize';
 
@@ -104,8 +105,6 @@ function table(rows: readonly SummaryRow[], settings: BenchSettings): string {
 
 const SLUICE_ROWS = ['sluice-1w', 'sluice'];
 
-/** The budget for a scenario's features (rate limiting and breakers: issue 6), as CPU/request growth. */
-const FEATURE_BUDGET = 0.05;
 
 /**
  * `sluice-1w` (features on) against `sluice-1w-off` (the same config without them), per load
@@ -124,14 +123,16 @@ export function featureCost(outcomes: readonly ScenarioOutcome[]): string[] {
       const ratios = o.featurePairs?.find((p) => p.loadgen === on.loadgen)?.ratios ?? [];
       const paired = ratios.length > 0 ? median(ratios) - 1 : null;
       const judged = paired ?? growth;
-      const verdictText = judged <= FEATURE_BUDGET ? 'within' : '**over**';
+      const features = SCENARIOS[o.scenario].features;
+      const budget = features?.budget ?? 0.05;
+      const verdictText = judged <= budget ? 'within' : '**over**';
       const pairText =
         paired === null
           ? ''
           : `; per-round pairs: median ${pct(paired)} over ${ratios.length} rounds (from ${pct(Math.min(...ratios) - 1)} to ${pct(Math.max(...ratios) - 1)})`;
       out.push(
-        `- **${o.scenario}** (${on.loadgen}): ${fmt(on.proxyCpuUsPerReq, 1)} µs CPU per request with the features vs ${fmt(off.proxyCpuUsPerReq, 1)} without ` +
-          `(medians: ${pct(growth)})${pairText}: ${verdictText} the ${FEATURE_BUDGET * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s.`,
+        `- **${o.scenario}** (${on.loadgen}; ${features?.what ?? 'features'}): ${fmt(on.proxyCpuUsPerReq, 1)} µs CPU per request with the features vs ${fmt(off.proxyCpuUsPerReq, 1)} without ` +
+          `(medians: ${pct(growth)})${pairText}: ${verdictText} the ${budget * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s.`,
       );
     }
   }
