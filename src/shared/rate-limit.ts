@@ -160,6 +160,21 @@ function refillUnits(el: number, unitsPerMs: number, cap: number, fullMs: number
   return el >= fullMs ? cap : Math.min(cap, el * unitsPerMs);
 }
 
+/** A bucket namespace (a zone shared by routes, or one route): its key hash, mixed into every key's. */
+export interface Namespace {
+  readonly hi: number;
+  readonly lo: number;
+}
+
+const HI_MASK = 0x1fffff;
+const NO_NAMESPACE: Namespace = { hi: 0, lo: 0 };
+
+/** The namespace for `name` (hashed once, when a config is compiled). */
+export function namespaceOf(name: string): Namespace {
+  const h = jsNative.hashKey(name);
+  return { hi: Math.floor(h / TWO32), lo: h | 0 };
+}
+
 /** Retry-After (seconds) for a rejected take(): ceil(ms / 1000), at least 1. */
 export function retryAfterSeconds(result: number): number {
   if (!(result < 0) || !Number.isFinite(result)) {
@@ -242,17 +257,14 @@ export class RateLimitTable {
    * stuck in INIT after a thread died, until the next sweep) the request is admitted and 0
    * returned: fail open, as a limiter that cannot decide should not turn traffic away.
    */
-  take(key: string, policy: CompiledPolicy): number {
+  take(key: string, policy: CompiledPolicy, ns: Namespace = NO_NAMESPACE): number {
     const h = jsNative.hashKey(key);
-    // ToInt32 (`| 0`) keeps the low 32 bits exactly.
-    return this.takeHashed(Math.floor(h / TWO32), h | 0, policy);
+    // ToInt32 (`| 0`) keeps the low 32 bits exactly; XOR with the namespace's hash keeps keys
+    // of different namespaces apart without building and hashing a "namespace\nkey" string.
+    return this.takeHashed((Math.floor(h / TWO32) ^ ns.hi) & HI_MASK, (h | 0) ^ ns.lo, policy);
   }
 
-  /**
-   * `take` for a key already hashed by the caller: `hi` (21 bits) and `lo` (32 bits) of a
-   * 53-bit key hash. Lets a caller mix a namespace into the hash (a seed per zone) instead of
-   * building and hashing a longer key string per request.
-   */
+  /** `take` for a key already hashed by the caller: `hi` (21 bits) and `lo` (32 bits) of a 53-bit key hash. */
   takeHashed(hi: number, lo: number, policy: CompiledPolicy): number {
     if (hi === 0 && lo === 0) lo = 1; // (0, 0) is what a zeroed slot holds
     const t = this.tableNow();

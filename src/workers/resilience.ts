@@ -11,9 +11,8 @@ import type { FailureKind, RateLimitConfig, RetryConfig, RetryOn, RouteConfig } 
 import { sluiceError, type SluiceError } from '../shared/errors';
 import { TRANSITION_CLOSED, TRANSITION_OPENED, TRANSITION_REOPENED } from '../shared/host-state';
 import type { Logger } from '../shared/log';
-import { jsNative } from '../shared/native';
 import type { Peer, ProxyPhases, ResponseHead, Session } from '../shared/phases';
-import { compilePolicy, retryAfterSeconds, type CompiledPolicy, type RateLimitTable } from '../shared/rate-limit';
+import { compilePolicy, namespaceOf, retryAfterSeconds, type CompiledPolicy, type Namespace, type RateLimitTable } from '../shared/rate-limit';
 import type { RequestCtx } from './proxy';
 
 // ------------------------------------------------------------------ rate limiting
@@ -55,21 +54,13 @@ interface RoutePolicy {
   readonly name: string;
   readonly policy: CompiledPolicy;
   readonly keyOf: (s: Session, route: string) => string;
-  /** Bucket namespace (the zone shared by routes, or the route) as a hash seed: high 21 and low 32 bits. */
-  readonly seedHi: number;
-  readonly seedLo: number;
+  /** Bucket namespace: the zone shared by routes, or the route. */
+  readonly ns: Namespace;
   readonly always: boolean;
   /** `RateLimit-Policy` value, fixed per policy. */
   readonly policyField: string;
   /** Seconds for a full bucket to refill from empty. */
   readonly windowS: number;
-}
-
-const TWO32 = 4294967296;
-
-function seedOf(namespace: string): { seedHi: number; seedLo: number } {
-  const h = jsNative.hashKey(namespace);
-  return { seedHi: Math.floor(h / TWO32), seedLo: h | 0 };
 }
 
 function compileRoutePolicy(route: RouteConfig, rl: RateLimitConfig): RoutePolicy {
@@ -80,7 +71,7 @@ function compileRoutePolicy(route: RouteConfig, rl: RateLimitConfig): RoutePolic
     name,
     policy: compilePolicy(rl.rate, burst),
     keyOf: compileRateKey(rl.key),
-    ...seedOf(rl.zone === undefined ? `route:${route.name}` : `zone:${rl.zone}`),
+    ns: namespaceOf(rl.zone === undefined ? `route:${route.name}` : `zone:${rl.zone}`),
     always: rl.headers === 'always',
     policyField: `"${name}";q=${burst};w=${windowS}`,
     windowS,
@@ -120,10 +111,7 @@ export class RateLimitPhase implements ProxyPhases<RequestCtx> {
     if (p === undefined) return false;
     const key = p.keyOf(s, route.name);
     if (key === '') return false;
-    // The key's hash XOR the namespace's: keys of different zones land in different buckets
-    // without building and hashing a "zone\nkey" string per request.
-    const h = jsNative.hashKey(key);
-    const r = this.table.takeHashed((Math.floor(h / TWO32) ^ p.seedHi) & 0x1fffff, (h | 0) ^ p.seedLo, p.policy);
+    const r = this.table.take(key, p.policy, p.ns);
     if (r >= 0) {
       if (p.always) ctx.rateLimitRemaining = r;
       return false;
