@@ -9,6 +9,8 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import type { Session } from '../src/shared/phases';
 
 export const ROOT = join(__dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'src', 'main', 'index.js');
@@ -324,4 +326,59 @@ export async function runLimited<R>(jobs: (() => Promise<R>)[], limit: number): 
   };
   await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, run));
   return out;
+}
+
+/**
+ * Polls `pred` every `everyMs` until it holds; fails the test naming `what` after `ms` (a
+ * limit for a hung test, never a timing assertion).
+ */
+export async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 15000, everyMs = 25): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await sleep(everyMs);
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}
+
+/** One access-log line (docs/access-log.md); the fields tests read. */
+export interface AccessRecord {
+  id: string;
+  client: string;
+  route: string;
+  status: number;
+  attempts: number;
+  upstreamHost?: string;
+  flags?: string;
+  error?: string;
+}
+
+/** The access-log lines (JSON) Sluice wrote to stdout so far. */
+export function accessLog(s: Running): AccessRecord[] {
+  return s.stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessRecord);
+}
+
+/** A Session for unit tests of phases: a plain GET / from 127.0.0.1, with `over` applied. */
+export function makeSession(over: Partial<Session> = {}): Session {
+  return {
+    id: 1,
+    method: 'GET',
+    path: '/',
+    query: '',
+    headers: [],
+    clientAddress: '127.0.0.1',
+    peerAddress: over.clientAddress ?? '127.0.0.1',
+    startedAt: 0,
+    routeName: '',
+    requestId: '',
+    status: 0,
+    flags: [],
+    upstreamName: '',
+    upstreamHost: '',
+    attempts: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    tries: null,
+    ...over,
+  };
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { request, runLimited, runSluice, sleep, startRawUpstream, startSluice, startUpstream, tempFile, type Running } from '../helpers';
+import { request, runLimited, type Running, runSluice, startRawUpstream, startSluice, startUpstream, tempFile, waitFor } from '../helpers';
 
 /** The fields docs/access-log.md documents: name → always present? */
 const FIELDS: Record<string, boolean> = {
@@ -64,15 +64,6 @@ function linesOf(file: string): Line[] {
         assert.fail(`not a whole JSON line: ${JSON.stringify(l)}`);
       }
     });
-}
-
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
 }
 
 async function reloaded(s: Running, version: number, workers: number): Promise<void> {

@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { runSluice, sleep, startSluice, startUpstream, tempFile, type Running, type Upstream } from '../helpers';
+import { accessLog, runSluice, startSluice, startUpstream, tempFile, waitFor, type AccessRecord, type Running, type Upstream } from '../helpers';
 
 interface Got {
   status: number;
@@ -33,27 +33,6 @@ function get(host: '127.0.0.1' | '::1', port: number, path: string, headers: Rec
     req.on('error', reject);
     req.end();
   });
-}
-
-async function waitFor(pred: () => boolean, what: string, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return;
-    await sleep(20);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
-
-interface AccessRecord {
-  id: string;
-  client: string;
-  status: number;
-  route: string;
-  error?: string;
-}
-
-function accessLog(s: Running): AccessRecord[] {
-  return s.stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessRecord);
 }
 
 async function logged(s: Running, id: string): Promise<AccessRecord> {

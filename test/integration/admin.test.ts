@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
-import { request, runSluice, sleep, startSluice, startUpstream, tempFile, type Running } from '../helpers';
+import { request, type Running, runSluice, startSluice, startUpstream, tempFile, waitFor } from '../helpers';
 
 interface Sample {
   name: string;
@@ -52,15 +52,6 @@ async function scrape(s: Running): Promise<Sample[]> {
   assert.equal(r.status, 200);
   assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
   return parseProm(r.body.toString()).samples;
-}
-
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
 }
 
 const closers: (() => Promise<unknown>)[] = [];

@@ -13,16 +13,12 @@ import { describe, test } from 'node:test';
 
 import { HealthChecker, type HealthChange, type HealthCheckSpec, type HealthTarget } from '../../src/main/health-checker';
 import { SluiceError } from '../../src/shared/errors';
+import { waitFor as waitForEvery } from '../helpers';
+
+/** The checker's transitions are sampled as they happen: poll every 5 ms. */
+const waitFor = (pred: () => boolean, what: string): Promise<void> => waitForEvery(pred, what, 8000, 5);
 
 const MODULE = path.resolve(__dirname, '../../src/main/health-checker.js');
-
-async function waitFor(pred: () => boolean, what: string, limitMs = 8000): Promise<void> {
-  const start = Date.now();
-  while (!pred()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface TestServer {
   readonly server: Server;

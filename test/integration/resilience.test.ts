@@ -8,29 +8,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
-import { onRequestHead, request, sleep, startRawUpstream, startSluice, startUpstream, type Reply, type Running, type Upstream } from '../helpers';
-
-interface AccessRecord {
-  route: string;
-  status: number;
-  attempts: number;
-  upstreamHost?: string;
-  flags?: string;
-  error?: string;
-}
-
-function accessLog(s: Running): AccessRecord[] {
-  return s.stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessRecord);
-}
-
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
+import { accessLog, onRequestHead, request, startRawUpstream, startSluice, startUpstream, waitFor, type AccessRecord, type Reply, type Upstream } from '../helpers';
 
 /** An upstream whose behaviour the test switches: 'ok', a status to answer, or 'hang'. */
 interface Switchable extends Upstream {

@@ -15,7 +15,7 @@ import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { request, runSluice, sleep, startSluice, startUpstream, tempFile, type Running, type Upstream } from '../helpers';
+import { request, type Running, runSluice, startSluice, startUpstream, tempFile, type Upstream, waitFor } from '../helpers';
 import { clientCert, createCa, serverCert, tlsTempDir, type CertAuthority, type IssuedCert } from '../tls-helpers';
 import { buildConfig } from '../../src/shared/config';
 import { createLogger } from '../../src/shared/log';
@@ -69,15 +69,6 @@ function httpsGet(port: number, o: TlsOpts = {}): Promise<TlsReply> {
     req.on('error', reject);
     req.end();
   });
-}
-
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
 }
 
 async function tlsPortOf(s: Running): Promise<number> {

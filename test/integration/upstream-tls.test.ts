@@ -13,7 +13,7 @@ import { createServer as createHttpsServer, type ServerOptions } from 'node:http
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { request, runSluice, sleep, startRawUpstream, startSluice, startUpstream, tempFile, type Reply, type Running } from '../helpers';
+import { accessLog, request, runSluice, startRawUpstream, startSluice, startUpstream, tempFile, waitFor, type AccessRecord, type Reply } from '../helpers';
 import { clientCert, createCa, issueCert, selfSignedCert, serverCert, tlsTempDir, type CertAuthority, type IssuedCert } from '../tls-helpers';
 
 interface Seen {
@@ -78,27 +78,6 @@ async function startTlsUpstream(name: string, opts: ServerOptions): Promise<TlsU
 
 function serve(pem: IssuedCert, extra: ServerOptions = {}): ServerOptions {
   return { cert: pem.cert, key: pem.key, ...extra };
-}
-
-interface AccessRecord {
-  route: string;
-  status: number;
-  flags?: string;
-  error?: string;
-  attempts: number;
-}
-
-function accessLog(s: Running): AccessRecord[] {
-  return s.stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessRecord);
-}
-
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
 }
 
 function errorBody(r: Reply): { error: string; message: string } {

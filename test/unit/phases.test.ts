@@ -6,33 +6,13 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sluiceError, type SluiceError } from '../../src/shared/errors';
 import { buildPipeline, type Peer, type Pipeline, type ProxyPhases, type ResponseHead, type Session } from '../../src/shared/phases';
+import { makeSession } from '../helpers';
 
 interface Ctx {
   log: string[];
 }
 
-function session(): Session {
-  return {
-    id: 1,
-    method: 'GET',
-    path: '/',
-    query: '',
-    headers: [],
-    clientAddress: '127.0.0.1',
-    peerAddress: '127.0.0.1',
-    startedAt: 0,
-    routeName: '',
-    requestId: '',
-    status: 0,
-    flags: [],
-    upstreamName: '',
-    upstreamHost: '',
-    attempts: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    tries: null,
-  };
-}
+const session = (): Session => makeSession();
 
 const HOOKS = [
   'accept',

@@ -11,30 +11,10 @@ import { sluiceError } from '../../src/shared/errors';
 import type { Session } from '../../src/shared/phases';
 import { allocRateLimitTable, RateLimitTable } from '../../src/shared/rate-limit';
 import type { RequestCtx } from '../../src/workers/proxy';
+import { makeSession } from '../helpers';
 import { backoffMs, compileRateKey, failureKind, mayRetryRequest, parseRetryAfter, RateLimitPhase, retryCondition, withinBudget } from '../../src/workers/resilience';
 
-function session(headers: string[], clientAddress = '10.0.0.1'): Session {
-  return {
-    id: 1,
-    method: 'GET',
-    path: '/',
-    query: '',
-    headers,
-    clientAddress,
-    peerAddress: clientAddress,
-    startedAt: 0,
-    routeName: '',
-    requestId: '',
-    status: 0,
-    flags: [],
-    upstreamName: '',
-    upstreamHost: '',
-    attempts: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    tries: null,
-  };
-}
+const session = (headers: string[], clientAddress = '10.0.0.1'): Session => makeSession({ headers, clientAddress });
 
 const RETRY: RetryConfig = {
   attempts: 2,
