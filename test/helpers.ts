@@ -368,6 +368,7 @@ export function makeSession(over: Partial<Session> = {}): Session {
     headers: [],
     clientAddress: '127.0.0.1',
     peerAddress: over.clientAddress ?? '127.0.0.1',
+    clientCert: '',
     startedAt: 0,
     routeName: '',
     requestId: '',

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { Worker } from 'node:worker_threads';
-import { hostKey, loadConfig, MAX_HOST_ENTRIES, usesKafka, type SluiceConfig, type UpstreamTlsConfig } from '../shared/config';
+import { frontOf, hostKey, loadConfig, MAX_HOST_ENTRIES, usesKafka, type SluiceConfig, type UpstreamTlsConfig } from '../shared/config';
 import { allocHostState, HostStateTable } from '../shared/host-state';
 import { allocRateLimitTable, RateLimitTable } from '../shared/rate-limit';
 import type { HostSnapshot } from '../shared/host-state';
@@ -327,12 +327,21 @@ export class Primary {
     if (usesKafka(next) && this.producer === null) {
       this.log.warn('reload: Kafka was not in use at start, so no producer runs; events and Kafka routes answer 503 until a restart');
     }
+    // Moving a listener onto or off the listener front, or changing what the front does,
+    // needs new sockets: restart-only (the CA file's contents and identityHeader reload).
+    const plainFront = JSON.stringify(frontOf(next.listen.proxyProtocol));
+    if (plainFront !== JSON.stringify(frontOf(this.config.listen.proxyProtocol))) kept.push('listen.proxyProtocol');
     if (kept.length > 0) this.log.warn('reload: these options only change on restart; keeping their current values', { options: kept });
     // Only the restart-only values are kept: the rest of their sections (listen.acl,
     // listen.proxyProtocol, rateLimit.idleMs) reloads like everything else.
     next = {
       ...next,
-      listen: { ...next.listen, host: this.config.listen.host, port: this.config.listen.port },
+      listen: {
+        ...next.listen,
+        host: this.config.listen.host,
+        port: this.config.listen.port,
+        proxyProtocol: kept.includes('listen.proxyProtocol') ? this.config.listen.proxyProtocol : next.listen.proxyProtocol,
+      },
       workers: this.config.workers,
       kafka: this.config.kafka,
       admin: this.config.admin,
@@ -348,6 +357,14 @@ export class Primary {
     } else if (next.tls.port !== oldTls.port || (next.tls.host ?? next.listen.host) !== (oldTls.host ?? this.config.listen.host)) {
       this.log.warn('reload: these options only change on restart; keeping their current values', { options: ['tls.host', 'tls.port'] });
       next = { ...next, tls: { ...next.tls, host: oldTls.host ?? this.config.listen.host, port: oldTls.port } };
+    }
+    if (oldTls !== undefined && next.tls !== undefined) {
+      const was = frontOf(oldTls.proxyProtocol, oldTls.clientAuth);
+      if (JSON.stringify(frontOf(next.tls.proxyProtocol, next.tls.clientAuth)) !== JSON.stringify(was)) {
+        this.log.warn('reload: these options only change on restart; keeping their current values', { options: ['tls.proxyProtocol', 'tls.clientAuth'] });
+        const { clientAuth: _dropped, ...rest } = next.tls;
+        next = { ...next, tls: { ...rest, proxyProtocol: oldTls.proxyProtocol, ...(oldTls.clientAuth === undefined ? {} : { clientAuth: oldTls.clientAuth }) } };
+      }
     }
     let tlsSnapshot: TlsSnapshot | null = null;
     try {

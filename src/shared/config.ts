@@ -250,11 +250,24 @@ export interface TlsListenerConfig {
   readonly certificates: readonly SniCertificate[];
   /** Served when the client sends no SNI or an unknown name (default: the first certificate). */
   readonly defaultCertificate?: CertPair;
-  /** Client certificate verification (mTLS): only clients with a certificate signed by caFile get in. */
-  readonly clientAuth?: { readonly caFile: string };
-  readonly proxyProtocol: boolean;
+  /** Client certificate verification (mTLS), through the listener front (docs/edge.md). */
+  readonly clientAuth?: {
+    readonly caFile: string;
+    /** true: a client without a valid certificate is refused; false: one without any gets in (no identity header). */
+    readonly required: boolean;
+    /** The request header carrying the verified certificate upstream (lower case); removed from what clients send. */
+    readonly identityHeader: string;
+  };
+  readonly proxyProtocol: ProxyProtocolSetting;
   readonly acl?: readonly AclRule[];
 }
+
+/**
+ * A listener's PROXY protocol: `off`; `v2` parsed by uWS itself (the fast path; a header is
+ * optional and re-parsed per request); `v1`, `any` (v1 or v2) through the listener front
+ * (required, read once per connection). docs/edge.md.
+ */
+export type ProxyProtocolSetting = 'off' | 'v2' | 'v1' | 'any';
 
 /** TLS to an upstream group's hosts. */
 export interface UpstreamTlsConfig {
@@ -272,7 +285,7 @@ export interface UpstreamTlsConfig {
 
 export interface SluiceConfig {
   readonly workers: number;
-  readonly listen: { readonly host: string; readonly port: number; readonly proxyProtocol: boolean; readonly acl?: readonly AclRule[] };
+  readonly listen: { readonly host: string; readonly port: number; readonly proxyProtocol: ProxyProtocolSetting; readonly acl?: readonly AclRule[] };
   readonly tls?: TlsListenerConfig;
   readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly limits: {
@@ -402,6 +415,13 @@ const aclSchema = (doc: string): Schema => ({
   },
 });
 
+const proxyProtocolSchema = (which: string): Schema => ({
+  kind: 'string',
+  enum: ['off', 'v2', 'v1', 'any'],
+  default: 'off',
+  doc: `PROXY protocol on ${which}, only behind a trusted load balancer: off; v2 (parsed by uWS, optional, per request); v1 or any (v1 or v2: required, read once per connection by the listener front)`,
+});
+
 const FILE: Schema = { kind: 'string', minLength: 1, doc: 'a file path' };
 
 const certPair = (doc: string): ObjectSchema => ({
@@ -437,11 +457,7 @@ export const CONFIG_SCHEMA: ObjectSchema = {
       properties: {
         host: { kind: 'string', default: '0.0.0.0', env: 'SLUICE_LISTEN_HOST', doc: 'listen address', minLength: 1 },
         port: { kind: 'integer', min: 0, max: 65535, default: 8080, env: 'SLUICE_LISTEN_PORT', doc: 'listen port (0 = pick a free one)' },
-        proxyProtocol: {
-          kind: 'boolean',
-          default: false,
-          doc: 'take the client address from a PROXY protocol v2 header (only for a listener behind a trusted load balancer)',
-        },
+        proxyProtocol: proxyProtocolSchema('the HTTP listener'),
         acl: aclSchema('who may connect to this listener'),
       },
     },
@@ -473,11 +489,21 @@ export const CONFIG_SCHEMA: ObjectSchema = {
         defaultCertificate: certPair('served without SNI or for an unknown name (default: the first certificate)'),
         clientAuth: {
           kind: 'object',
-          doc: 'mTLS client verification: refused with this uWS build, which lets clients without a certificate in (docs/edge.md)',
+          doc: 'mTLS: verify client certificates against caFile (the listener then runs through the front, docs/edge.md)',
           required: ['caFile'],
-          properties: { caFile: { ...FILE, doc: 'CA bundle (PEM) for client certificates' } },
+          properties: {
+            caFile: { ...FILE, doc: 'CA bundle (PEM) client certificates must chain to' },
+            required: { kind: 'boolean', default: true, doc: 'refuse clients without a certificate (false: let them in without an identity)' },
+            identityHeader: {
+              kind: 'string',
+              pattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/,
+              patternDoc: 'an HTTP header name',
+              default: 'x-forwarded-client-cert',
+              doc: 'request header carrying the verified certificate upstream (Envoy XFCC format); any such header from a client is removed',
+            },
+          },
         },
-        proxyProtocol: { kind: 'boolean', default: false, doc: 'take the client address from a PROXY protocol v2 header' },
+        proxyProtocol: proxyProtocolSchema('the HTTPS listener'),
         acl: aclSchema('who may connect to the HTTPS listener'),
       },
     },
@@ -980,6 +1006,25 @@ export class ConfigError extends SluiceError {
     super('SLUICE_ERR_CONFIG', `${source}:\n${issues.map((i) => `  ${i.path} ${i.message}`).join('\n')}`);
     this.issues = issues;
   }
+}
+
+/** What the listener front does for a listener (src/workers/front.ts). */
+export interface FrontSettings {
+  /** PROXY protocol versions read at connection start; null: none. */
+  readonly proxyProtocol: 'v1' | 'v2' | 'any' | null;
+  /** Client certificates asked for (HTTPS only); null: none. */
+  readonly clientAuth: { readonly required: boolean } | null;
+}
+
+/**
+ * Whether a listener runs through the listener front, and with what: for PROXY v1 (or v1/v2
+ * detected) and for client certificates, which uWS 20.30 cannot do. null: uWS takes the
+ * connections itself (proxyProtocol off, or v2 parsed by uWS).
+ */
+export function frontOf(proxyProtocol: ProxyProtocolSetting, clientAuth?: { readonly required: boolean }): FrontSettings | null {
+  if (clientAuth === undefined) return proxyProtocol === 'v1' || proxyProtocol === 'any' ? { proxyProtocol, clientAuth: null } : null;
+  // With the front in the way, it must read a v2 header too: uWS would take the front's own.
+  return { proxyProtocol: proxyProtocol === 'off' ? null : proxyProtocol, clientAuth: { required: clientAuth.required } };
 }
 
 export const ENV_VARS = envVars(CONFIG_SCHEMA);

@@ -34,6 +34,11 @@ export interface Session {
   readonly clientAddress: string;
   /** The connection's peer (the PROXY protocol v2 source when the listener takes it): what X-Forwarded-For gets appended. */
   readonly peerAddress: string;
+  /**
+   * The connection's verified client certificate as the identity header's value
+   * (tls.clientAuth, docs/edge.md); '' when there is none.
+   */
+  readonly clientCert: string;
   readonly startedAt: number;
   /** Name of the matched route, '' before routing. */
   routeName: string;

@@ -125,8 +125,8 @@ export function validate(schema: Schema, value: unknown, path: string, issues: S
     case 'string': {
       const v = value ?? schema.default;
       if (v === undefined) return fail('is required');
-      if (typeof v !== 'string') return fail(`must be a string, got ${describe(v)}`);
-      if (schema.enum !== undefined && !schema.enum.includes(v)) {
+      if (typeof v !== 'string' || (schema.enum !== undefined && !schema.enum.includes(v))) {
+        if (schema.enum === undefined) return fail(`must be a string, got ${describe(v)}`);
         return fail(`must be one of ${schema.enum.join(', ')}, got ${describe(v)}`);
       }
       if (schema.minLength !== undefined && v.length < schema.minLength) {

@@ -34,6 +34,8 @@ export interface TlsSnapshot {
   readonly defaultCert: TlsFiles;
   /** Lower-case server names (exact or `*.suffix`) in config order, each with its pair. */
   readonly serverNames: readonly { readonly name: string; readonly files: TlsFiles }[];
+  /** Validated copy of tls.clientAuth.caFile (client certificates are verified); absent without clientAuth. */
+  readonly clientCaFile?: string;
 }
 
 interface LoadedPair {
@@ -108,7 +110,7 @@ function pairs(tls: TlsListenerConfig): [string, CertPair, readonly string[]][] 
 
 /**
  * Config semantic checks of the HTTPS listener: every pair readable, PEM, key matching its
- * certificate (with its passphrase); server names listed once; clientAuth refused (below).
+ * certificate (with its passphrase); server names listed once; the client CA bundle usable.
  */
 export function listenerTlsChecks(tls: TlsListenerConfig | undefined, issues: SchemaIssue[]): void {
   if (tls === undefined) return;
@@ -123,17 +125,29 @@ export function listenerTlsChecks(tls: TlsListenerConfig | undefined, issues: Sc
       else seen.set(name, path);
     }),
   );
-  if (tls.clientAuth !== undefined) {
-    // uWebSockets.js 20.30 sets SSL_VERIFY_PEER without SSL_VERIFY_FAIL_IF_NO_PEER_CERT for
-    // ca_file_name: a client with a certificate from another CA is refused, but a client
-    // that sends none gets in, and no API tells the two apart (docs/edge.md, TLS termination).
-    issues.push({
-      path: 'tls.clientAuth',
-      message:
-        'is not supported with uWebSockets.js 20.30: it cannot require a client certificate (a client sending none completes the handshake) ' +
-        'nor expose the verified certificate; terminate mTLS in front of Sluice (see docs/edge.md)',
-    });
+  if (tls.clientAuth !== undefined) loadCa(tls.clientAuth.caFile, 'tls.clientAuth.caFile', issues);
+}
+
+/** Reads and checks a CA bundle: PEM certificates a TLS stack accepts as trust anchors. */
+function loadCa(file: string, path: string, issues: SchemaIssue[]): Buffer | null {
+  let ca: Buffer;
+  try {
+    ca = readFileSync(file);
+  } catch (e) {
+    issues.push({ path, message: `cannot be read: ${(e as Error).message}` });
+    return null;
   }
+  if (!ca.includes(PEM_CERT)) {
+    issues.push({ path, message: `holds no PEM certificate (${file})` });
+    return null;
+  }
+  try {
+    createSecureContext({ ca });
+  } catch (e) {
+    issues.push({ path, message: `is not a usable CA bundle (${file}): ${(e as Error).message}` });
+    return null;
+  }
+  return ca;
 }
 
 function sha256(b: Buffer | string): string {
@@ -183,6 +197,11 @@ export function snapshotListenerTls(tls: TlsListenerConfig, dir: string, now = D
       ...(pair.passphrase === undefined ? {} : { passphrase: pair.passphrase }),
     });
   }
+  let clientCaFile: string | undefined;
+  if (tls.clientAuth !== undefined) {
+    const ca = loadCa(tls.clientAuth.caFile, 'tls.clientAuth.caFile', issues);
+    if (ca !== null) clientCaFile = writeOnce(dir, ca, '-ca.pem');
+  }
   if (issues.length > 0) throw new Error(issues.map((i) => `${i.path} ${i.message}`).join('; '));
   const defaultCert = files.get(tls.defaultCertificate !== undefined ? 'tls.defaultCertificate' : 'tls.certificates[0]') as TlsFiles;
   const serverNames: { name: string; files: TlsFiles }[] = [];
@@ -190,8 +209,8 @@ export function snapshotListenerTls(tls: TlsListenerConfig, dir: string, now = D
     const f = files.get(`tls.certificates[${i}]`) as TlsFiles;
     for (const n of c.serverNames) serverNames.push({ name: n.toLowerCase(), files: f });
   });
-  const id = sha256(JSON.stringify({ defaultCert, serverNames })).slice(0, 16);
-  return { snapshot: { id, defaultCert, serverNames }, warnings };
+  const id = sha256(JSON.stringify({ defaultCert, serverNames, clientCaFile })).slice(0, 16);
+  return { snapshot: { id, defaultCert, serverNames, ...(clientCaFile === undefined ? {} : { clientCaFile }) }, warnings };
 }
 
 /** Deletes snapshot files no longer referenced by `keep` (the current and previous snapshots). */
@@ -200,6 +219,7 @@ export function pruneSnapshotDir(dir: string, keep: readonly (TlsSnapshot | null
   for (const s of keep) {
     if (s === null) continue;
     for (const f of [s.defaultCert, ...s.serverNames.map((n) => n.files)]) used.add(f.certFile).add(f.keyFile);
+    if (s.clientCaFile !== undefined) used.add(s.clientCaFile);
   }
   for (const name of readdirSync(dir)) {
     const file = join(dir, name);

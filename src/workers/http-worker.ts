@@ -10,11 +10,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import type { SluiceConfig } from '../shared/config';
+import { frontOf, type SluiceConfig } from '../shared/config';
 import { createLogger, type Logger } from '../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
 import { buildPipeline, type ProxyPhases } from '../shared/phases';
 import { loadUws } from '../shared/uws';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { EventsPhase, type EventCounters } from './events';
 import { KafkaLink } from './kafka-link';
@@ -28,6 +30,7 @@ import { MetricsPhase } from './metrics-phase';
 import { MetricsRecorder } from '../shared/metrics';
 import { makeHandler, setOnFinished, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
 import { Router } from './router';
+import { FrontListener } from './front';
 import { TlsListener } from './tls-listener';
 import { Upstreams } from './upstreams';
 
@@ -103,12 +106,20 @@ function buildEnv(config: SluiceConfig, slots: Readonly<Record<string, number>>,
 let env = buildEnv(data.config, data.hostSlots, null);
 let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
-/** The HTTPS listener (tls.*), null without one. */
+/** The HTTPS listener (tls.*) when uWS terminates TLS itself; null without one. */
 let tlsListener: TlsListener | null = null;
+/** Listeners that run through the front (src/workers/front.ts); `tlsFront` is the HTTPS one among them. */
+const fronts: FrontListener[] = [];
+let tlsFront: FrontListener | null = null;
 let draining = false;
 const DRAIN_SETTLE_MS = 50;
 
-function start(): void {
+/** An IP literal for the listener front's socket (uWS resolves names itself). */
+async function listenAddress(host: string): Promise<string> {
+  return isIP(host) !== 0 ? host : (await lookup(host)).address;
+}
+
+async function start(): Promise<void> {
   let uws;
   try {
     uws = loadUws();
@@ -116,41 +127,83 @@ function start(): void {
     send({ type: 'fatal', workerId: data.workerId, message: (e as Error).message });
     return;
   }
-  const a = uws.App();
-  a.any('/*', makeHandler(() => env));
-  a.listen(data.config.listen.host, data.port, (token) => {
-    if (token === false) {
-      send({ type: 'fatal', workerId: data.workerId, message: `cannot listen on ${data.config.listen.host}:${data.port}` });
-      return;
+  const cfg = data.config;
+  const fail = (message: string): void => {
+    send({ type: 'fatal', workerId: data.workerId, message });
+    closeListeners();
+  };
+  let boundPort = data.port;
+  // The HTTP listener: uWS itself, or the listener front (PROXY v1, or v2 read once).
+  const plain = frontOf(cfg.listen.proxyProtocol);
+  if (plain === null) {
+    const a = uws.App();
+    a.any('/*', makeHandler(() => env));
+    app = a;
+    // uWS calls back synchronously.
+    a.listen(cfg.listen.host, data.port, (token) => {
+      listenSocket = token === false ? null : token;
+    });
+    if (listenSocket === null) return fail(`cannot listen on ${cfg.listen.host}:${data.port}`);
+    boundPort = uws.us_socket_local_port(listenSocket);
+  } else {
+    let host: string;
+    try {
+      host = await listenAddress(cfg.listen.host);
+    } catch (e) {
+      return fail(`cannot resolve listen.host ${cfg.listen.host}: ${(e as Error).message}`);
     }
-    listenSocket = token;
-    if (data.tls !== null) {
-      const host = data.config.tls?.host ?? data.config.listen.host;
+    const f = new FrontListener(uws, { host, port: data.port, proxyProtocol: plain.proxyProtocol, tls: null }, log);
+    fronts.push(f);
+    const err = f.start(makeHandler(() => env, 'http', f));
+    if (err !== null) return fail(err);
+  }
+  const tls = cfg.tls;
+  if (data.tls !== null && tls !== undefined) {
+    const host = tls.host ?? cfg.listen.host;
+    const front = frontOf(tls.proxyProtocol, tls.clientAuth);
+    if (front === null) {
       const t = new TlsListener(uws, host, data.tls.port, makeHandler(() => env, 'https'), log);
-      const err = t.start(data.tls.snapshot);
-      if (err !== null) {
-        send({ type: 'fatal', workerId: data.workerId, message: err });
-        uws.us_listen_socket_close(token);
-        listenSocket = null;
-        (a as unknown as { close(): void }).close();
-        return;
-      }
       tlsListener = t;
+      const err = t.start(data.tls.snapshot);
+      if (err !== null) return fail(err);
+    } else {
+      let ip: string;
+      try {
+        ip = await listenAddress(host);
+      } catch (e) {
+        return fail(`cannot resolve the HTTPS listener's host ${host}: ${(e as Error).message}`);
+      }
+      const f = new FrontListener(uws, { host: ip, port: data.tls.port, proxyProtocol: front.proxyProtocol, tls: { snapshot: data.tls.snapshot, clientAuth: front.clientAuth } }, log);
+      fronts.push(f);
+      tlsFront = f;
+      const err = f.start(makeHandler(() => env, 'https', f));
+      if (err !== null) return fail(err);
     }
-    send({ type: 'ready', workerId: data.workerId, port: uws.us_socket_local_port(token) });
-  });
-  app = a;
+  }
+  send({ type: 'ready', workerId: data.workerId, port: boundPort });
+}
+
+/** Stops accepting on every listener; open connections keep going. */
+function stopListening(): void {
+  if (listenSocket !== null) loadUws().us_listen_socket_close(listenSocket);
+  listenSocket = null;
+  tlsListener?.stopListening();
+  for (const f of fronts) f.stopListening();
+}
+
+/** Closes every listener and the connections left on them. Idempotent. */
+function closeListeners(): void {
+  stopListening();
+  (app as unknown as { close(): void } | null)?.close();
+  app = null;
+  tlsListener?.closeAll();
+  for (const f of fronts) f.closeAll();
 }
 
 function drain(deadlineMs: number): void {
   if (draining) return;
   draining = true;
-  const uws = loadUws();
-  if (listenSocket !== null) {
-    uws.us_listen_socket_close(listenSocket);
-    listenSocket = null;
-  }
-  tlsListener?.stopListening();
+  stopListening();
   let finished = false;
   const finish = (): void => {
     if (finished) return;
@@ -159,10 +212,9 @@ function drain(deadlineMs: number): void {
     setOnFinished(undefined);
     const abandoned = stats.inflight;
     env.upstreams.closeAll();
-    // Closing the app cuts remaining connections (idle keep-alive ones, or requests past
+    // Closing the apps cuts remaining connections (idle keep-alive ones, or requests past
     // the deadline); the thread's loop then ends on its own.
-    (app as unknown as { close(): void } | null)?.close();
-    tlsListener?.closeAll();
+    closeListeners();
     // Hand every accepted Kafka record to the producer and wait for its outcome (bounded),
     // so that the counters below are final.
     const linkDone = kafka === null ? Promise.resolve() : kafka.close(data.config.kafka.flushTimeoutMs);
@@ -202,11 +254,8 @@ function crash(err: unknown): void {
   send({ type: 'crashed', workerId: data.workerId, message: err instanceof Error ? err.message : String(err) });
   process.exitCode = 1;
   try {
-    if (listenSocket !== null) loadUws().us_listen_socket_close(listenSocket);
-    listenSocket = null;
     env.upstreams.closeAll();
-    (app as unknown as { close(): void } | null)?.close();
-    tlsListener?.closeAll();
+    closeListeners();
     kafka?.destroy();
   } finally {
     port?.close();
@@ -222,7 +271,10 @@ port.on('message', (msg: PrimaryToWorker) => {
       log.setLevel(msg.config.log.level);
       // New certificates: a new HTTPS app on the same port; connections on the old one get
       // shutdown.drainTimeoutMs to finish (src/workers/tls-listener.ts).
-      if (msg.tls !== null && !draining) tlsListener?.swap(msg.tls, msg.config.shutdown.drainTimeoutMs);
+      if (msg.tls !== null && !draining) {
+        tlsListener?.swap(msg.tls, msg.config.shutdown.drainTimeoutMs);
+        tlsFront?.swap(msg.tls);
+      }
       send({ type: 'reloaded', workerId: data.workerId, version: msg.version });
       break;
     }
@@ -256,4 +308,4 @@ port.on('message', (msg: PrimaryToWorker) => {
   }
 });
 
-start();
+void start();

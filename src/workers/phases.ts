@@ -44,10 +44,13 @@ function findCaseless(headers: readonly string[], name: string): number {
 export class ForwardingPhase implements ProxyPhases<RequestCtx> {
   private readonly idHeader: string;
   private readonly via: string;
+  /** tls.clientAuth.identityHeader: never taken from a client, set from a verified certificate. */
+  private readonly certHeader: string;
 
   constructor(cfg: SluiceConfig) {
     this.idHeader = cfg.proxy.requestIdHeader.toLowerCase();
     this.via = cfg.proxy.via === '' ? '' : `1.1 ${cfg.proxy.via}`;
+    this.certHeader = cfg.tls?.clientAuth?.identityHeader.toLowerCase() ?? '';
   }
 
   requestFilter(s: Session): boolean {
@@ -82,6 +85,12 @@ export class ForwardingPhase implements ProxyPhases<RequestCtx> {
       const via = find(out, 'via');
       if (via === -1) out.push('via', this.via);
       else out[via + 1] = `${out[via + 1]}, ${this.via}`;
+    }
+    if (this.certHeader !== '') {
+      // Whatever a client sent under this name is a forgery, on every listener (Envoy's
+      // forward_client_cert_details SANITIZE_SET does the same).
+      for (let i = find(out, this.certHeader); i !== -1; i = find(out, this.certHeader)) out.splice(i, 2);
+      if (s.clientCert !== '') out.push(this.certHeader, s.clientCert);
     }
     const edits = ctx.route?.requestEdits;
     if (edits != null) applyEdits(out, edits);

@@ -66,6 +66,11 @@ export interface RequestCtx extends KafkaRouteHost, PickState {
   readonly clientBytes: Uint8Array | null;
 }
 
+/** Who is behind a connection of the listener front (src/workers/front.ts implements it). */
+export interface FrontPeers {
+  peer(res: HttpResponse): { readonly address: Uint8Array; readonly clientCert: string } | undefined;
+}
+
 /** Which listener a request came in on: the HTTP one (listen.*) or the HTTPS one (tls.*). */
 export type ListenerKind = 'http' | 'https';
 
@@ -151,6 +156,8 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   headers: string[];
   readonly clientAddress: string;
   readonly peerAddress: string;
+  /** Set by the handler before run(): the verified client certificate (front listeners only). */
+  clientCert = '';
   readonly startedAt: number;
   routeName = '';
   requestId = '';
@@ -1034,8 +1041,11 @@ function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
     .end(`{"error":"${code}","message":${JSON.stringify(e.message)}}\n`, true);
 }
 
-/** The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY protocol). */
-export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http'): (res: HttpResponse, req: HttpRequest) => void {
+/**
+ * The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY
+ * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
+ */
+export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const env = getEnv();
     const limits = env.config.limits;
@@ -1085,12 +1095,25 @@ export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'ht
     // The client address (docs/edge.md): the peer, or the PROXY v2 source when the listener
     // takes it (uWS parses v2 on every connection, so it is ignored unless configured: any
     // client could send one), then the entry proxy.trustedHops from the right of
-    // X-Forwarded-For. X-Forwarded-For sent upstream gets the peer appended.
-    const lc = listener === 'https' ? (env.config.tls ?? env.config.listen) : env.config.listen;
-    let peerBytes = toAddress16(new Uint8Array(res.getRemoteAddress()));
-    if (lc.proxyProtocol) {
-      const pp = new Uint8Array(res.getProxiedRemoteAddress());
-      if (pp.length !== 0) peerBytes = toAddress16(pp);
+    // X-Forwarded-For. X-Forwarded-For sent upstream gets the peer appended. Behind the
+    // listener front, the front says who the peer is (and its certificate).
+    let peerBytes: Uint8Array | null;
+    let clientCert = '';
+    if (front !== undefined) {
+      const p = front.peer(res);
+      if (p === undefined) {
+        reject(res, 'SLUICE_ERR_FORBIDDEN', 'the connection did not come through the listener front');
+        return;
+      }
+      peerBytes = p.address;
+      clientCert = p.clientCert;
+    } else {
+      peerBytes = toAddress16(new Uint8Array(res.getRemoteAddress()));
+      const lc = listener === 'https' ? (env.config.tls ?? env.config.listen) : env.config.listen;
+      if (lc.proxyProtocol === 'v2') {
+        const pp = new Uint8Array(res.getProxiedRemoteAddress());
+        if (pp.length !== 0) peerBytes = toAddress16(pp);
+      }
     }
     const peer = peerBytes === null ? '' : formatAddressBytes(peerBytes);
     const fwd = xff === '' ? null : forwardedClient(xff, env.config.proxy.trustedHops);
@@ -1109,6 +1132,7 @@ export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'ht
       mode,
       contentLength,
     );
+    call.clientCert = clientCert;
     res.onAborted(() => call.onAborted());
     if (mode !== BodyMode.None) res.onData((ab, last) => call.onClientData(ab, last));
     call.run();

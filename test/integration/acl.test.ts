@@ -10,8 +10,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
+import { proxyV2, proxyV2Local, rawGet, RawClient } from '../raw-client';
 import { accessLog, runSluice, startSluice, startUpstream, tempFile, waitFor, type AccessRecord, type Running, type Upstream } from '../helpers';
 
 interface Got {
@@ -50,90 +50,6 @@ function assertForbidden(r: Got, what: string): void {
   assert.equal(r.status, 403, `${what}: ${r.status} ${r.body}`);
   assert.equal(r.headers['x-sluice-error'], 'SLUICE_ERR_FORBIDDEN', what);
   assert.equal((JSON.parse(r.body) as { error: string }).error, 'SLUICE_ERR_FORBIDDEN');
-}
-
-// ---------------------------------------------------------------- PROXY protocol bytes
-
-const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-
-/** A PROXY v2 header, command PROXY, TCP over IPv4 (`src` dotted) or IPv6 (`src` 16 bytes). */
-function proxyV2(src: string | Buffer, srcPort = 40000, dstPort = 80): Buffer {
-  let fam: number;
-  let addr: Buffer;
-  if (typeof src === 'string') {
-    fam = 0x11;
-    addr = Buffer.alloc(12);
-    Buffer.from(src.split('.').map(Number)).copy(addr, 0);
-    Buffer.from([127, 0, 0, 1]).copy(addr, 4);
-    addr.writeUInt16BE(srcPort, 8);
-    addr.writeUInt16BE(dstPort, 10);
-  } else {
-    fam = 0x21;
-    addr = Buffer.alloc(36);
-    src.copy(addr, 0);
-    addr[31] = 1;
-    addr.writeUInt16BE(srcPort, 32);
-    addr.writeUInt16BE(dstPort, 34);
-  }
-  const head = Buffer.from([0x21, fam, 0, 0]);
-  head.writeUInt16BE(addr.length, 2);
-  return Buffer.concat([V2_SIG, head, addr]);
-}
-
-/** A PROXY v2 LOCAL header (a health check by the load balancer itself: no address). */
-function proxyV2Local(): Buffer {
-  return Buffer.concat([V2_SIG, Buffer.from([0x20, 0x00, 0, 0])]);
-}
-
-function rawGet(path: string, id: string, extra = ''): string {
-  return `GET ${path} HTTP/1.1\r\nHost: acl.test\r\nx-request-id: ${id}\r\n${extra}\r\n`;
-}
-
-/** A raw client connection that reads complete responses (Content-Length framed) one by one. */
-class RawClient {
-  private buf = '';
-  closed = false;
-  readonly sock: Socket;
-  private readonly ready: Promise<void>;
-
-  constructor(port: number) {
-    this.sock = connect(port, '127.0.0.1');
-    this.sock.setEncoding('latin1');
-    this.sock.on('data', (d: string) => (this.buf += d));
-    this.sock.on('close', () => (this.closed = true));
-    this.sock.on('error', () => undefined);
-    this.ready = new Promise((r) => this.sock.once('connect', () => r()));
-  }
-
-  async send(bytes: Buffer | string): Promise<void> {
-    await this.ready;
-    this.sock.write(bytes);
-  }
-
-  /** The next complete response: status and body. */
-  async response(): Promise<{ status: number; body: string }> {
-    let out: { status: number; body: string } | null = null;
-    await waitFor(() => {
-      const end = this.buf.indexOf('\r\n\r\n');
-      if (end === -1) return false;
-      const head = this.buf.slice(0, end);
-      const m = /content-length: *(\d+)/i.exec(head);
-      const len = m === null ? 0 : Number(m[1]);
-      if (this.buf.length < end + 4 + len) return false;
-      out = { status: Number(head.slice(9, 12)), body: this.buf.slice(end + 4, end + 4 + len) };
-      this.buf = this.buf.slice(end + 4 + len);
-      return true;
-    }, 'a complete response');
-    return out as unknown as { status: number; body: string };
-  }
-
-  received(): string {
-    return this.buf;
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -363,7 +279,7 @@ describe('PROXY protocol v2', () => {
   async function withProxyProtocol(on: boolean): Promise<{ s: Running; u: Upstream }> {
     const u = await up();
     const s = await sluice({
-      listen: { proxyProtocol: on },
+      listen: { proxyProtocol: on ? 'v2' : 'off' },
       upstreams: { app: { hosts: [{ address: u.address }] } },
       routes: [
         { name: 'guarded', match: { path: { prefix: '/guarded' } }, acl: [{ deny: '203.0.113.7' }], action: { type: 'proxy', upstream: 'app' } },
@@ -412,7 +328,7 @@ describe('PROXY protocol v2', () => {
   test('proxyProtocol on + trustedHops: X-Forwarded-For behind the balancer is walked from the v2 source', async () => {
     const u = await up();
     const s = await sluice({
-      listen: { proxyProtocol: true },
+      listen: { proxyProtocol: 'v2' },
       proxy: { trustedHops: 1 },
       upstreams: { app: { hosts: [{ address: u.address }] } },
       routes: [{ name: 'open', action: { type: 'proxy', upstream: 'app' } }],

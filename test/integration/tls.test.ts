@@ -5,9 +5,10 @@
  * upstream, bad pairs stop the start with exit 2 and the option path, SIGHUP re-reads the
  * files without dropping a keep-alive connection, a bad pair on reload is refused.
  *
- * Client certificates: uWebSockets.js 20.30 cannot require one, so tls.clientAuth is
- * refused by the config check; the last describe pins down the uWS behaviour that makes
- * it so (it fails, on purpose, the day a uWS build enforces client certificates).
+ * Client certificates: uWebSockets.js 20.30 cannot require one, so a listener with
+ * tls.clientAuth runs through the listener front (test/integration/front.test.ts); the last
+ * describe pins down the uWS behaviour that makes it so (it fails, on purpose, the day a uWS
+ * build enforces client certificates).
  */
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
@@ -221,8 +222,8 @@ describe('bad certificates stop the start with exit 2 and the option path', () =
     );
   });
 
-  test('tls.clientAuth is refused: uWS 20.30 cannot require a client certificate', async () => {
-    await check({ certificates: [{ serverNames: ['a.example.com'], ...pair(exact) }], clientAuth: { caFile: ca.certFile } }, /tls\.clientAuth/, /cannot require a client certificate/);
+  test('a tls.clientAuth.caFile that is no CA bundle', async () => {
+    await check({ certificates: [{ serverNames: ['a.example.com'], ...pair(exact) }], clientAuth: { caFile: exact.keyFile } }, /tls\.clientAuth\.caFile/, /holds no PEM certificate/);
   });
 
   test('an encrypted key with its passphrase is served', async () => {
@@ -322,7 +323,7 @@ describe('worker crash', () => {
   });
 });
 
-describe('uWebSockets.js 20.30 client certificates (why tls.clientAuth is refused)', () => {
+describe('uWebSockets.js 20.30 client certificates (why tls.clientAuth runs through the listener front)', () => {
   test('ca_file_name refuses a certificate from another CA but lets a client without one in; no API exposes the peer certificate', async () => {
     const uws = loadUws();
     const other = createCa('Other CA');

@@ -48,7 +48,7 @@ describe('buildConfig: defaults', () => {
   });
 
   test('listen', () => {
-    assert.deepEqual(cfg.listen, { host: '0.0.0.0', port: 8080, proxyProtocol: false });
+    assert.deepEqual(cfg.listen, { host: '0.0.0.0', port: 8080, proxyProtocol: 'off' });
   });
 
   test('admin listener on loopback; no HTTPS listener unless configured', () => {
@@ -107,7 +107,7 @@ describe('buildConfig: defaults', () => {
       pool: { idleTimeoutMs: 1 },
       log: { level: 'debug' },
     });
-    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 0, proxyProtocol: false });
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 0, proxyProtocol: 'off' });
     assert.equal(c.limits.maxHeaderCount, 47);
     assert.equal(c.limits.maxUrlLength, 8192);
     assert.deepEqual(c.pool, { maxIdlePerHost: 1024, idleTimeoutMs: 1, maxConnectionsPerHost: 0 });
@@ -150,6 +150,8 @@ describe('buildConfig: schema errors name the option path', () => {
       'wrokers is not a known option (known here: workers, listen, tls, admin, limits, timeouts, pool, proxy, log, shutdown, rateLimit, kafka, events, upstreams, routes)',
     ]],
     ['unknown nested key', (c) => (c.listen = { prot: 1 }), ['listen.prot is not a known option (known here: host, port, proxyProtocol, acl)']],
+    // proxyProtocol was a boolean before v1 came through the listener front
+    ['not one of an enum', (c) => (c.listen = { proxyProtocol: true }), ['listen.proxyProtocol must be one of off, v2, v1, any, got true']],
     ['unknown key in a route', (c) => ((c.routes as Raw[])[0] = { name: 'd', action: proxyTo('app'), math: {} }), [
       'routes[0].math is not a known option (known here: name, match, rewrite, requestHeaders, responseHeaders, action, timeouts, maxBodyBytes, acl, retry, rateLimit)',
     ]],
@@ -442,7 +444,7 @@ describe('buildConfig: environment overrides', () => {
   test('SLUICE_WORKERS, SLUICE_LISTEN_PORT, SLUICE_ACCESS_LOG', () => {
     const c = buildConfig(minimal(), 'x', { SLUICE_WORKERS: '3', SLUICE_LISTEN_PORT: '9090', SLUICE_ACCESS_LOG: 'true' });
     assert.equal(c.workers, 3);
-    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 9090, proxyProtocol: false });
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 9090, proxyProtocol: 'off' });
     assert.deepEqual(c.log, { level: 'info', access: true, accessFile: '' });
   });
 
@@ -450,7 +452,7 @@ describe('buildConfig: environment overrides', () => {
     const raw = { ...minimal(), workers: 8, listen: { host: '127.0.0.1', port: 1 }, log: { access: true } };
     const c = buildConfig(raw, 'x', { SLUICE_WORKERS: '2', SLUICE_LISTEN_PORT: '2', SLUICE_ACCESS_LOG: 'off', SLUICE_LOG_LEVEL: 'warn' });
     assert.equal(c.workers, 2);
-    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 2, proxyProtocol: false });
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 2, proxyProtocol: 'off' });
     assert.deepEqual(c.log, { level: 'warn', access: false, accessFile: '' });
   });
 

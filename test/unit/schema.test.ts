@@ -95,7 +95,7 @@ describe('validate: string and boolean', () => {
   });
 
   test('wrong type', () => {
-    assert.deepEqual(lines(run(S, 1, 's').issues), ['s must be a string, got 1']);
+    assert.deepEqual(lines(run(S, 1, 's').issues), ['s must be one of a, b, got 1']);
   });
 
   test('boolean accepts only true/false', () => {

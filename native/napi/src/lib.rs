@@ -279,3 +279,71 @@ pub fn lookup_bounded(
         .and_then(|t| t.lookup_bounded(key_hash, steps(max_steps), eligible, loads, factor))
         .map_err(ring_err)
 }
+
+// ---- sockets Node cannot make ---------------------------------------------------------------
+
+fn os_error(what: &str) -> Error {
+    Error::new(Status::GenericFailure, format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+/// A listening TCP socket on `host:port` (an IP literal) with SO_REUSEADDR and SO_REUSEPORT,
+/// non-blocking and close-on-exec; returns its file descriptor, which the caller owns (a Node
+/// `net.Server` listens on it with `listen({ fd })` and closes it). Node 20's `net` cannot set
+/// SO_REUSEPORT, and every HTTP worker thread needs its own socket on the shared port, as
+/// uWS's listeners have (the Linux kernel spreads new connections over the group).
+#[napi]
+pub fn listen_reuse_port(host: String, port: u32, backlog: i32) -> Result<i32> {
+    use std::net::{IpAddr, SocketAddr};
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| invalid(format!("listenReusePort: {host:?} is not an IP address")))?;
+    if port > 65535 {
+        return Err(invalid(format!("listenReusePort: port {port} is out of range")));
+    }
+    let addr = SocketAddr::new(ip, port as u16);
+    // SAFETY: plain socket syscalls on a descriptor this function owns until it returns it;
+    // the sockaddr structures are zeroed and filled before use and outlive the calls.
+    unsafe {
+        let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
+        if fd < 0 {
+            return Err(os_error("socket"));
+        }
+        let fail = |what: &str| {
+            let e = os_error(what);
+            libc::close(fd);
+            e
+        };
+        let one: libc::c_int = 1;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            if libc::setsockopt(fd, libc::SOL_SOCKET, opt, &one as *const _ as *const c_void, len) != 0 {
+                return Err(fail("setsockopt"));
+            }
+        }
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let sa_len = match addr {
+            SocketAddr::V4(a) => {
+                let sin = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in);
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6);
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        if libc::bind(fd, &storage as *const _ as *const libc::sockaddr, sa_len as libc::socklen_t) != 0 {
+            return Err(fail(&format!("bind {addr}")));
+        }
+        if libc::listen(fd, backlog) != 0 {
+            return Err(fail("listen"));
+        }
+        Ok(fd)
+    }
+}

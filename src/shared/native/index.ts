@@ -70,7 +70,21 @@ export interface NativeApi {
   ): number;
 }
 
-const API_FUNCTIONS: readonly (keyof NativeApi)[] = [
+/**
+ * The addon: the functions above plus platform calls that have no JavaScript twin because
+ * Node cannot make them (native/napi/src/lib.rs).
+ */
+export interface NativeAddon extends NativeApi {
+  /**
+   * A listening TCP socket on `host:port` (an IP literal) with SO_REUSEADDR and
+   * SO_REUSEPORT; returns its file descriptor for `net.Server.listen({ fd })`, which then
+   * owns it. Throws with the OS error (EADDRINUSE, EACCES, ...) naming the address.
+   */
+  listenReusePort(host: string, port: number, backlog: number): number;
+}
+
+const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
+  'listenReusePort',
   'parseResponseHead',
   'hashKey',
   'crc32',
@@ -125,10 +139,10 @@ export function nativeAddonPath(): string {
   return path.join(root, NATIVE_ADDON_RELATIVE_PATH);
 }
 
-let loaded: NativeApi | undefined;
+let loaded: NativeAddon | undefined;
 
 /** Loads the addon once per thread and returns its functions; throws NativeLoadError. */
-export function loadNative(): NativeApi {
+export function loadNative(): NativeAddon {
   if (loaded) return loaded;
   const file = nativeAddonPath();
   const howToBuild = 'build it with `npm ci` (or `node native/build.js`; needs Rust/cargo >= 1.88)';
@@ -147,6 +161,6 @@ export function loadNative(): NativeApi {
   if (missing.length > 0) {
     throw new NativeLoadError(`Sluice native addon ${file} lacks ${missing.join(', ')}: it is stale; ${howToBuild}`);
   }
-  loaded = mod as NativeApi;
+  loaded = mod as NativeAddon;
   return loaded;
 }
