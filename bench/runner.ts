@@ -61,7 +61,7 @@ async function stopAll(): Promise<void> {
   live.clear();
 }
 
-function loadSpec(s: Scenario, target: RunningContender['target'], durationSec: number): LoadSpec {
+function loadSpec(s: Scenario, target: RunningContender['target'], durationSec: number, rate: number | null): LoadSpec {
   return {
     url: `${s.tls === true ? 'https' : 'http'}://${target.host}:${target.port}${s.path}`,
     method: s.method,
@@ -70,6 +70,7 @@ function loadSpec(s: Scenario, target: RunningContender['target'], durationSec: 
     connections: s.connections,
     durationSec,
     varyHeader: s.varyHeader,
+    ...(rate === null ? {} : { rate }),
   };
 }
 
@@ -99,7 +100,7 @@ async function measure(env: Env, s: Scenario, name: string, c: RunningContender,
   let load: LoadResult | null = null;
   let error: string | undefined;
   try {
-    load = await runLoad(lg, loadSpec(s, c.target, env.opts.durationSec), { root: env.root, cpus: env.opts.loadCpus, workDir: env.workDir }, onStart);
+    load = await runLoad(lg, loadSpec(s, c.target, env.opts.durationSec, env.opts.rate), { root: env.root, cpus: env.opts.loadCpus, workDir: env.workDir }, onStart);
   } catch (e) {
     error = (e as Error).message;
   }
@@ -212,7 +213,7 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
         checkNotStopping();
         log(`${s.name}: warming up ${c.name} (${env.opts.warmupSec} s, ${warmTool})`);
         try {
-          await runLoad(warmTool, loadSpec(s, r.target, env.opts.warmupSec), { root: env.root, cpus: env.opts.loadCpus, workDir: env.workDir }, () => undefined);
+          await runLoad(warmTool, loadSpec(s, r.target, env.opts.warmupSec, env.opts.rate), { root: env.root, cpus: env.opts.loadCpus, workDir: env.workDir }, () => undefined);
         } catch (e) {
           log(`${s.name}: warm-up of ${c.name} failed: ${(e as Error).message}`);
         }
@@ -346,7 +347,7 @@ async function main(): Promise<number> {
     if (!fs.existsSync(path.join(root, rel))) throw new Error(`${rel} is missing: run \`npm run build\` first (scripts/bench.sh does)`);
   }
   const wrk = hasCommand('wrk');
-  const loadgens = opts.loadgens ?? (wrk ? ['autocannon', 'wrk'] : ['autocannon']);
+  const loadgens = opts.loadgens ?? (wrk && opts.rate === null ? ['autocannon', 'wrk'] : ['autocannon']);
   if (loadgens.includes('wrk') && !wrk) throw new Error('wrk is not installed (apt-get install -y wrk)');
   const nCpus = os.cpus().length;
   const allCpus = nCpus > 1 ? `0-${nCpus - 1}` : '0';
@@ -391,6 +392,7 @@ async function main(): Promise<number> {
     allCpus,
     quietWaitSec: opts.quietWaitSec,
     retryNoisy: opts.retryNoisy,
+    ...(opts.rate === null ? {} : { rate: opts.rate }),
     backgroundBusy,
   };
   const name = reportName(opts);

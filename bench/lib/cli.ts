@@ -25,6 +25,8 @@ export interface Options {
   retryNoisy: number;
   /** Rewrite the report and chart of this raw JSON file instead of running anything. */
   fromRaw: string | null;
+  /** Fixed request rate (req/s over all connections; autocannon only); null: as fast as it goes. */
+  rate: number | null;
 }
 
 export const USAGE = `Usage: scripts/bench.sh [options]   (or: node dist/bench/runner.js [options])
@@ -39,6 +41,9 @@ export const USAGE = `Usage: scripts/bench.sh [options]   (or: node dist/bench/r
   --duration S            seconds per run (default 10; quick 4)
   --warmup S              warm-up seconds per contender before the rounds (default 3; quick 1)
   --loadgens a,b          ${LOADGEN_NAMES.join(',')} (default: both, wrk only when installed)
+  --rate R                fixed load of R req/s (autocannon only): every contender does the
+                          same work per second, so CPU per request compares without the
+                          batching differences of saturation (use for feature-cost A/B runs)
   --upstream nginx|uws    the upstream server (default nginx; see bench/README.md)
   --proxy-cpus LIST       taskset list for proxy contenders (default 0)
   --load-cpus LIST        taskset list for load generator and upstream (default 1)
@@ -74,6 +79,7 @@ export function parseArgs(argv: readonly string[]): Options | 'help' {
     quietWaitSec: -1,
     fromRaw: null,
     retryNoisy: -1,
+    rate: null,
   };
   const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (let i = 0; i < argv.length; i++) {
@@ -146,6 +152,9 @@ export function parseArgs(argv: readonly string[]): Options | 'help' {
         o.retryNoisy = Math.round(Number(value()));
         if (!Number.isFinite(o.retryNoisy) || o.retryNoisy < 0) throw new Error('--retry-noisy needs a number ≥ 0');
         break;
+      case '--rate':
+        o.rate = Math.round(positive(flag, value()));
+        break;
       case '--from-raw':
         o.fromRaw = value();
         break;
@@ -168,5 +177,6 @@ export function parseArgs(argv: readonly string[]): Options | 'help' {
   if (o.warmupSec < 0) o.warmupSec = o.quick ? 1 : 3;
   if (o.quietWaitSec < 0) o.quietWaitSec = o.quick ? 0 : 20;
   if (o.retryNoisy < 0) o.retryNoisy = o.quick ? 0 : 2;
+  if (o.rate !== null && o.loadgens?.includes('wrk') === true) throw new Error('--rate needs autocannon: wrk 4 has no fixed-rate mode (--loadgens autocannon)');
   return o;
 }

@@ -27,6 +27,7 @@ function main(): void {
     headers,
   };
   if (spec.body !== '') opts.body = spec.body;
+  if (spec.rate !== undefined) opts.overallRate = spec.rate;
   const vary = spec.varyHeader;
   if (vary) {
     let n = 0;

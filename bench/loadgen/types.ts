@@ -12,6 +12,8 @@ export interface LoadSpec {
   readonly connections: number;
   readonly durationSec: number;
   readonly varyHeader?: { readonly name: string; readonly keys: number };
+  /** Fixed total request rate (req/s); absent: as fast as the connections go. */
+  readonly rate?: number;
 }
 
 export interface LoadResult {

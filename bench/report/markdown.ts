@@ -210,6 +210,9 @@ export function renderMarkdown(
   md.push('## Settings', '');
   md.push(`- ${settings.rounds} rounds per row, interleaved (every contender once per round, in table order); each run ${settings.durationSec} s after a ${settings.warmupSec} s warm-up per contender. Figures are medians over the rounds; errors and non-2xx are summed; peak RSS is the largest per-run peak.`);
   md.push(`- Load generators: ${settings.loadgens.join(', ')} (one process each, no pipelining). Upstream: ${settings.upstream}.`);
+  if (settings.rate !== undefined) {
+    md.push(`- Fixed load: ${settings.rate.toLocaleString('en-US')} req/s in every run (autocannon \`overallRate\`), so every contender does the same work per second; req/s only shows whether it kept up, and CPU per request compares at equal load.`);
+  }
   const bg = Object.entries(settings.backgroundBusy).map(([c, v]) => `cpu${c} ${v.toFixed(0)}%`).join(', ');
   const bgBusy = Object.values(settings.backgroundBusy).some((v) => v > NOISY_PCT);
   md.push(`- Background load measured for 2 s before the run: ${bg}${bgBusy ? ' ⚠ the machine was not idle: expect noise' : ''}.`);

@@ -112,6 +112,8 @@ export interface BenchSettings {
   readonly quietWaitSec: number;
   /** How many times a noisy run was measured again at most (absent in old raw files). */
   readonly retryNoisy?: number;
+  /** Fixed request rate of every run (req/s); absent: closed loop, as fast as it goes. */
+  readonly rate?: number;
   /** Busy % per CPU over a few seconds before anything was started. */
   readonly backgroundBusy: Readonly<Record<string, number>>;
 }

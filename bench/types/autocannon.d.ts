@@ -21,6 +21,8 @@ declare module 'autocannon' {
       headers?: Record<string, string>;
       body?: string | Buffer;
       requests?: Request[];
+      /** Requests per second over all connections (0: unlimited). */
+      overallRate?: number;
     }
 
     interface Histogram {
