@@ -189,7 +189,7 @@ describe('semantic checks', () => {
 
   test('schema errors name the path', () => {
     assert.deepEqual(issues({ brokers: 'nohost' }), ['kafka.brokers must be a comma-separated list of host:port, got "nohost"']);
-    assert.deepEqual(issues({ acks: 1 }), ['kafka.acks must be a string, got 1']);
+    assert.deepEqual(issues({ acks: 1 }), ['kafka.acks must be one of all, 1, 0, got 1']);
     assert.match(issues({ lingerz: 5 })[0] as string, /^kafka\.lingerz is not a known option/);
     assert.match(issues({ socketDir: 'relative' })[0] as string, /^kafka\.socketDir must be an absolute path/);
     assert.match(issues({ socketBufferBytes: 10 })[0] as string, /^kafka\.socketBufferBytes must be >= 65536/);
