@@ -151,8 +151,9 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     bodyBytes: 0,
     connections: 64,
     upstreamHosts: 1,
+    features: { what: 'request events to Kafka (zstd, throughput profile)', budget: 0.25 },
     later: true,
-    note: 'The baselines proxy the same request without producing anything: their rows show what the Kafka events cost Sluice.',
+    note: 'The baselines proxy the same request without producing anything: their rows show what the Kafka events cost Sluice (`sluice-1w-off`: the same config with events off).',
   },
   'kafka-produce-async': {
     name: 'kafka-produce-async',

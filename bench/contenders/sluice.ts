@@ -66,6 +66,7 @@ export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
       upstream.breaker = {};
       break;
     case 'kafka-events':
+      if (input.features === false) break;
       // The local broker (scripts/kafka.sh, 127.0.0.1:19092), zstd via the throughput profile.
       extra.events = { enabled: true, topic: 'sluice.bench.events', key: 'route' };
       break;
@@ -136,7 +137,7 @@ export const sluiceAll: Contender = {
 
 export const sluice1wOff: Contender = {
   name: 'sluice-1w-off',
-  description: "Sluice, 1 worker thread, the scenario's features off (small-get: metrics; rate-limit: rate limiting and breakers): the baseline for their cost",
+  description: "Sluice, 1 worker thread, the scenario's features off (small-get: metrics; rate-limit: rate limiting and breakers; kafka-events: request events): the baseline for their cost",
   pinning: 'proxy',
   supports: (s) => FEATURE_SCENARIOS.has(s.name),
   start: (ctx) => start('sluice-1w-off', ctx, 1, false),

@@ -106,6 +106,9 @@ export const KAFKA_RESERVED_PROPERTIES: readonly string[] = [
   'transactional.id',
   'dr_cb',
   'dr_msg_cb',
+  // Sluice sets it on its fire-and-forget producers only; on the main one it would silence
+  // every sync route's report.
+  'delivery.report.only.error',
   'event_cb',
   'rebalance_cb',
   'offset_commit_cb',

@@ -21,7 +21,7 @@ import { SluiceError, type ErrorCode } from './errors';
 
 // ---------------------------------------------------------------- constants
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Frame types. Worker → producer below 16, producer → worker from 16. */
 export const FRAME = {
@@ -47,6 +47,8 @@ export const MAX_TXN_RECORDS = 100_000;
 export const RF_HASH_KEY = 1; // partition = jump consistent hash of the key (docs/kafka.md)
 export const RF_KEY_NULL = 2;
 export const RF_VALUE_NULL = 4;
+/** Fire-and-forget only: order against other records may be given up for a cheaper path. */
+export const RF_UNORDERED = 8;
 
 /** STATUS flags. */
 export const SF_BROKER_UP = 1;
@@ -178,6 +180,13 @@ export interface KafkaRecord {
   readonly headers?: readonly KafkaHeader[];
   /** Milliseconds since the epoch; 0 / undefined = when the producer takes it. */
   readonly timestamp?: number;
+  /**
+   * Fire-and-forget records only (ignored with a callback): true lets the producer use its
+   * fire-and-forget clients, which report failed records only and cost a third of the CPU,
+   * at the price of order: against this link's other records, and across the producer's
+   * epochs (docs/kafka.md, "Fire-and-forget records"). Request events set it.
+   */
+  readonly unordered?: boolean;
 }
 
 const TWO_32 = 4294967296;
@@ -359,6 +368,7 @@ export class FrameWriter {
     if (rec.partitioner === 'hash') flags |= RF_HASH_KEY;
     if (key === null) flags |= RF_KEY_NULL;
     if (rec.value === null) flags |= RF_VALUE_NULL;
+    if (rec.unordered === true) flags |= RF_UNORDERED;
     o = this.u32(o, partition >>> 0);
     o = this.u8(o, flags);
     o = this.u64(o, ts);
@@ -464,6 +474,7 @@ export class FrameWriter {
     o = this.u64(o, s.connReceived);
     o = this.u64(o, s.connFfDelivered);
     o = this.u64(o, s.connFfFailed);
+    o = this.u64(o, s.connFfUnknown);
     this.end(start, o);
   }
 }
@@ -583,6 +594,8 @@ export class DecodedRecord {
   /** -1 = not given. */
   partition = -1;
   hashKey = false;
+  /** RF_UNORDERED: may take the fire-and-forget path (only when id is 0). */
+  unordered = false;
   /** 0 = now. */
   timestamp = 0;
   key: Buffer | null = null;
@@ -625,6 +638,7 @@ export function decodeRecord(b: Buffer, p: number, e: number, out: DecodedRecord
   p += tl;
   out.partition = partition < 0 ? -1 : partition;
   out.hashKey = (flags & RF_HASH_KEY) !== 0;
+  out.unordered = (flags & RF_UNORDERED) !== 0;
   need(p, 4, e);
   const kl = rdU32(b, p);
   p += 4;
@@ -753,6 +767,9 @@ export function decodeTxnReport(b: Buffer, s: number, e: number): TxnReport {
  * What the producer tells each link, every STATUS interval and on change. Global fields
  * describe the producer process; `conn*` fields count this connection's records only, and
  * `connFf*` only its fire-and-forget ones (id 0: the link learns their outcome nowhere else).
+ * Fire-and-forget records are settled per epoch (docs/kafka.md, "Fire-and-forget records"):
+ * `connFfUnknown` counts those of an epoch in which some records of several links failed
+ * without saying whose; the producer-wide `delivered`/`failed` stay exact.
  */
 export class ProducerStatus {
   /** The producer reached a broker recently (connected and not reported down). */
@@ -775,9 +792,10 @@ export class ProducerStatus {
   connReceived = 0;
   connFfDelivered = 0;
   connFfFailed = 0;
+  connFfUnknown = 0;
 }
 
-const STATUS_BODY_BYTES = 1 + 4 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 8;
+const STATUS_BODY_BYTES = 1 + 4 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 8 + 8;
 
 export function decodeStatus(b: Buffer, s: number, e: number, out: ProducerStatus): void {
   if (e - s !== STATUS_BODY_BYTES) throw new FrameError(`STATUS body of ${e - s} bytes, expected ${STATUS_BODY_BYTES}`);
@@ -801,4 +819,5 @@ export function decodeStatus(b: Buffer, s: number, e: number, out: ProducerStatu
   out.connReceived = rdU64(b, p);
   out.connFfDelivered = rdU64(b, p + 8);
   out.connFfFailed = rdU64(b, p + 16);
+  out.connFfUnknown = rdU64(b, p + 24);
 }

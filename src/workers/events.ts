@@ -117,6 +117,9 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
       value,
       key: this.keyOf === null ? null : this.keyOf(s),
       headers: [['x-request-id', s.requestId]],
+      // Events carry their own `seq`: they take the producer's cheaper path, which does not
+      // keep their order against other records (docs/kafka.md, "Fire-and-forget records").
+      unordered: true,
     });
     if (ok) this.stats.produced++;
     else this.stats.dropped++;

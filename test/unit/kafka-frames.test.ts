@@ -45,6 +45,7 @@ interface PlainRecord {
   topic: string;
   partition: number;
   hashKey: boolean;
+  unordered: boolean;
   timestamp: number;
   key: string | null;
   value: string | null;
@@ -60,6 +61,7 @@ function plainRecord(r: DecodedRecord): PlainRecord {
     topic: r.topic,
     partition: r.partition,
     hashKey: r.hashKey,
+    unordered: r.unordered,
     timestamp: r.timestamp,
     key: hex(r.key),
     value: hex(r.value),
@@ -127,6 +129,7 @@ function expected(id: number, rec: KafkaRecord): PlainRecord {
     topic: rec.topic,
     partition: rec.partition ?? -1,
     hashKey: rec.partitioner === 'hash',
+    unordered: rec.unordered === true,
     timestamp: rec.timestamp ?? 0,
     key,
     value,
@@ -145,6 +148,8 @@ const RECORDS: KafkaRecord[] = [
   { topic: 'tombstones', value: null },
   { topic: 'hashed', value: 'v', key: 'k', partitioner: 'hash' },
   { topic: 'hashed', value: 'v', key: null, partitioner: 'hash' },
+  { topic: 'events', value: '{"seq":"1"}', key: 'route', unordered: true },
+  { topic: 'hashed', value: 'v', key: 'k', partitioner: 'hash', unordered: true },
   { topic: 'ts', value: 'x', timestamp: 1_700_000_000_123 },
   { topic: 'ts', value: 'x', timestamp: 2 ** 50 + 7 },
   { topic: 'ts', value: 'x', timestamp: 0 },
@@ -187,6 +192,7 @@ function status(seed: number): ProducerStatus {
   s.connReceived = 2 ** 33 + seed;
   s.connFfDelivered = 2 ** 32 + seed;
   s.connFfFailed = 2 ** 31 + seed;
+  s.connFfUnknown = 2 ** 30 + seed;
   return s;
 }
 
