@@ -86,6 +86,17 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger(config.log.level, { pid: process.pid, role: 'primary' });
+  // Signals are ours from here on, also while the primary starts: the default action of
+  // SIGHUP and SIGTERM is to kill the process, and a reload sent right after `listening`
+  // could otherwise beat the handler. What arrives before the start finished runs after it.
+  let running: Primary | null = null;
+  const early: NodeJS.Signals[] = [];
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (running === null) early.push(sig);
+    else if (sig === 'SIGHUP') running.reload();
+    else running.shutdown(sig);
+  };
+  for (const sig of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(sig, onSignal);
   let demo: ChildProcess | null = null;
   if (args.demo) {
     demo = await startDemo(config);
@@ -99,9 +110,9 @@ async function main(): Promise<number> {
     demo?.kill();
     return 1;
   }
-  process.on('SIGHUP', () => primary.reload());
-  process.on('SIGTERM', () => primary.shutdown('SIGTERM'));
-  process.on('SIGINT', () => primary.shutdown('SIGINT'));
+  running = primary;
+  if (early.length > 0) log.info('signals received during start-up, handled now', { signals: early });
+  for (const sig of early) onSignal(sig);
   const code = await primary.done();
   demo?.kill();
   return code;
