@@ -124,6 +124,15 @@ function backoff(attempt: number): number {
   return Math.round(base / 2 + Math.random() * (base / 2));
 }
 
+/** Disconnects a client that failed to come up, if it got that far. */
+function disconnectQuietly(p: Producer): void {
+  try {
+    if (p.isConnected()) p.disconnect(() => undefined);
+  } catch {
+    // already gone
+  }
+}
+
 function errCode(e: unknown): number {
   const c = (e as { code?: unknown } | null)?.code;
   return typeof c === 'number' ? c : KERR.STATE;
@@ -427,15 +436,7 @@ export class ProducerService {
       try {
         await this.connectClient(p);
       } catch (e) {
-        const inMs = Math.min(2000, backoff(attempt));
-        (attempt === 0 ? this.log.warn : this.log.debug).call(this.log, 'cannot reach Kafka; retrying', {
-          brokers: this.cfg.brokers,
-          attempt: attempt + 1,
-          inMs,
-          code: errCode(e),
-          reason: errText(e),
-        });
-        await sleep(inMs);
+        await this.retryPause('cannot reach Kafka; retrying', attempt, e, Math.min(2000, backoff(attempt)), { brokers: this.cfg.brokers });
         continue;
       }
       if (this.stopping && this.queued === 0) {
@@ -470,21 +471,8 @@ export class ProducerService {
             await this.connectClient(c.producer);
           }
         } catch (e) {
-          for (const c of made) {
-            try {
-              if (c.producer.isConnected()) c.producer.disconnect(() => undefined);
-            } catch {
-              // already gone
-            }
-          }
-          const inMs = backoff(attempt);
-          (attempt === 0 ? this.log.warn : this.log.debug).call(this.log, 'fire-and-forget clients not connected; retrying', {
-            attempt: attempt + 1,
-            inMs,
-            code: errCode(e),
-            reason: errText(e),
-          });
-          await sleep(inMs);
+          for (const c of made) disconnectQuietly(c.producer);
+          await this.retryPause('fire-and-forget clients not connected; retrying', attempt, e, backoff(attempt));
           continue;
         }
         if (this.stopping) {
@@ -499,6 +487,12 @@ export class ProducerService {
     } finally {
       this.ffStarting = false;
     }
+  }
+
+  /** Logs a failed attempt to bring a client up (a warning the first time) and waits `inMs`. */
+  private async retryPause(msg: string, attempt: number, e: unknown, inMs: number, extra: Record<string, unknown> = {}): Promise<void> {
+    (attempt === 0 ? this.log.warn : this.log.debug).call(this.log, msg, { ...extra, attempt: attempt + 1, inMs, code: errCode(e), reason: errText(e) });
+    await sleep(inMs);
   }
 
   private setBrokerUp(up: boolean): void {
@@ -1134,19 +1128,8 @@ export class ProducerService {
           await this.connectClient(p);
           await call((cb) => p.initTransactions(Math.max(CONNECT_TIMEOUT_MS, 10000), cb));
         } catch (e) {
-          try {
-            if (p.isConnected()) p.disconnect(() => undefined);
-          } catch {
-            // already gone
-          }
-          const inMs = backoff(attempt);
-          (attempt === 0 ? this.log.warn : this.log.debug).call(this.log, 'transactional producer not ready; retrying', {
-            attempt: attempt + 1,
-            inMs,
-            code: errCode(e),
-            reason: errText(e),
-          });
-          await sleep(inMs);
+          disconnectQuietly(p);
+          await this.retryPause('transactional producer not ready; retrying', attempt, e, backoff(attempt));
           continue;
         }
         this.txnProducer = p;
