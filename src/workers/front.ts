@@ -106,7 +106,7 @@ function optionsOf(files: TlsFiles, ca: Buffer | null): SecureContextOptions {
 interface Contexts {
   readonly id: string;
   readonly byName: ReadonlyMap<string, SecureContext>;
-  readonly fallback: SecureContext;
+  /** The default certificate: the server's own context, used when the SNI callback names none. */
   readonly fallbackOptions: SecureContextOptions;
 }
 
@@ -151,8 +151,8 @@ export class FrontListener {
         return `cannot load the HTTPS listener's certificates: ${(e as Error).message}`;
       }
       const auth = tls.clientAuth;
-      // The server's own context (the default certificate) answers clients without SNI;
-      // the callback picks per name, falling back to the same default.
+      // The server's own context (the default certificate) answers clients without SNI and
+      // names no certificate lists (the callback then returns no context).
       const server = createTlsServer({
         ...(this.contexts as Contexts).fallbackOptions,
         SNICallback: (name, cb) => cb(null, this.contextFor(name)),
@@ -240,17 +240,20 @@ export class FrontListener {
     };
     const byName = new Map<string, SecureContext>();
     for (const { name, files } of snap.serverNames) byName.set(name, of(files));
-    return { id: snap.id, byName, fallback: of(snap.defaultCert), fallbackOptions: optionsOf(snap.defaultCert, ca) };
+    return { id: snap.id, byName, fallbackOptions: optionsOf(snap.defaultCert, ca) };
   }
 
-  /** uWS's SNI semantics (exact name, then a one-label wildcard), but case-insensitive. */
-  private contextFor(serverName: string): SecureContext {
+  /**
+   * uWS's SNI semantics (exact name, then a one-label wildcard), but case-insensitive;
+   * undefined: the default certificate.
+   */
+  private contextFor(serverName: string): SecureContext | undefined {
     const c = this.contexts as Contexts;
     const name = serverName.toLowerCase();
     const exact = c.byName.get(name);
     if (exact !== undefined) return exact;
     const dot = name.indexOf('.');
-    return (dot === -1 ? undefined : c.byName.get(`*${name.slice(dot)}`)) ?? c.fallback;
+    return dot === -1 ? undefined : c.byName.get(`*${name.slice(dot)}`);
   }
 
   private onConnection(raw: Socket): void {

@@ -14,7 +14,7 @@ import { frontOf, type SluiceConfig } from '../shared/config';
 import { createLogger, type Logger } from '../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
 import { buildPipeline, type ProxyPhases } from '../shared/phases';
-import { loadUws } from '../shared/uws';
+import { loadUws, type Uws } from '../shared/uws';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -28,9 +28,9 @@ import { AccessLogFile } from './access-log-file';
 import { HostJudgePhase, RateLimitPhase } from './resilience';
 import { MetricsPhase } from './metrics-phase';
 import { MetricsRecorder } from '../shared/metrics';
-import { makeHandler, setOnFinished, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
+import { makeHandler, setOnFinished, type ListenerKind, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
 import { Router } from './router';
-import { FrontListener } from './front';
+import { FrontListener, type FrontOptions } from './front';
 import { TlsListener } from './tls-listener';
 import { Upstreams } from './upstreams';
 
@@ -114,9 +114,21 @@ let tlsFront: FrontListener | null = null;
 let draining = false;
 const DRAIN_SETTLE_MS = 50;
 
-/** An IP literal for the listener front's socket (uWS resolves names itself). */
-async function listenAddress(host: string): Promise<string> {
-  return isIP(host) !== 0 ? host : (await lookup(host)).address;
+/**
+ * Starts a listener through the front (src/workers/front.ts) on host:port; an error message,
+ * or null once listening. The front's socket needs an IP literal (uWS resolves names itself).
+ */
+async function startFront(uws: Uws, listener: ListenerKind, host: string, options: Omit<FrontOptions, 'host'>): Promise<string | null> {
+  let ip: string;
+  try {
+    ip = isIP(host) !== 0 ? host : (await lookup(host)).address;
+  } catch (e) {
+    return `cannot resolve the ${listener === 'https' ? 'HTTPS' : 'HTTP'} listener's host ${host}: ${(e as Error).message}`;
+  }
+  const f = new FrontListener(uws, { ...options, host: ip }, log);
+  fronts.push(f);
+  if (listener === 'https') tlsFront = f;
+  return f.start(makeHandler(() => env, listener, f));
 }
 
 async function start(): Promise<void> {
@@ -146,15 +158,7 @@ async function start(): Promise<void> {
     if (listenSocket === null) return fail(`cannot listen on ${cfg.listen.host}:${data.port}`);
     boundPort = uws.us_socket_local_port(listenSocket);
   } else {
-    let host: string;
-    try {
-      host = await listenAddress(cfg.listen.host);
-    } catch (e) {
-      return fail(`cannot resolve listen.host ${cfg.listen.host}: ${(e as Error).message}`);
-    }
-    const f = new FrontListener(uws, { host, port: data.port, proxyProtocol: plain.proxyProtocol, tls: null }, log);
-    fronts.push(f);
-    const err = f.start(makeHandler(() => env, 'http', f));
+    const err = await startFront(uws, 'http', cfg.listen.host, { port: data.port, proxyProtocol: plain.proxyProtocol, tls: null });
     if (err !== null) return fail(err);
   }
   const tls = cfg.tls;
@@ -167,16 +171,8 @@ async function start(): Promise<void> {
       const err = t.start(data.tls.snapshot);
       if (err !== null) return fail(err);
     } else {
-      let ip: string;
-      try {
-        ip = await listenAddress(host);
-      } catch (e) {
-        return fail(`cannot resolve the HTTPS listener's host ${host}: ${(e as Error).message}`);
-      }
-      const f = new FrontListener(uws, { host: ip, port: data.tls.port, proxyProtocol: front.proxyProtocol, tls: { snapshot: data.tls.snapshot, clientAuth: front.clientAuth } }, log);
-      fronts.push(f);
-      tlsFront = f;
-      const err = f.start(makeHandler(() => env, 'https', f));
+      const tlsOptions = { snapshot: data.tls.snapshot, clientAuth: front.clientAuth };
+      const err = await startFront(uws, 'https', host, { port: data.tls.port, proxyProtocol: front.proxyProtocol, tls: tlsOptions });
       if (err !== null) return fail(err);
     }
   }
