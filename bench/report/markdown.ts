@@ -208,7 +208,7 @@ export function renderMarkdown(
   md.push(`- Versions: ${Object.entries(sys.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`);
   md.push('');
   md.push('## Settings', '');
-  md.push(`- ${settings.rounds} rounds per row, interleaved (every contender once per round, in table order); each run ${settings.durationSec} s after a ${settings.warmupSec} s warm-up per contender. Figures are medians over the rounds; errors and non-2xx are summed; peak RSS is the largest per-run peak.`);
+  md.push(`- ${settings.rounds} rounds per row, interleaved (every contender once per round, in table order in odd rounds and in reverse order in even ones); each run ${settings.durationSec} s after a ${settings.warmupSec} s warm-up per contender. Figures are medians over the rounds; errors and non-2xx are summed; peak RSS is the largest per-run peak.`);
   md.push(`- Load generators: ${settings.loadgens.join(', ')} (one process each, no pipelining). Upstream: ${settings.upstream}.`);
   if (settings.rate !== undefined) {
     md.push(`- Fixed load: ${settings.rate.toLocaleString('en-US')} req/s in every run (autocannon \`overallRate\`), so every contender does the same work per second; req/s only shows whether it kept up, and CPU per request compares at equal load.`);
