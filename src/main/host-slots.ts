@@ -11,6 +11,11 @@ export class HostSlots {
   private readonly free: number[] = [];
   private next = 0;
 
+  /** Slots ever handed out: every slot from here on is still all zero (never assigned). */
+  get used(): number {
+    return this.next;
+  }
+
   /**
    * Slots for `cfg`; `reset(slot)` is called for every slot that changes hands (a new host,
    * or one freed by the previous assignment and now reused).

@@ -39,9 +39,13 @@ const RESPAWN_MIN_MS = 100;
 const STATS_TIMEOUT_MS = 2000;
 type StatsReply = Extract<WorkerToPrimary, { type: 'stats' }>;
 const RESPAWN_MAX_MS = 5000;
-/** Housekeeping of the shared tables: host state every tick, idle rate-limit buckets every fifth. */
+/**
+ * Housekeeping of the shared tables: host state every tick, idle rate-limit buckets every
+ * 30th. The sweep only has to keep idle STAMPs far from the int32 wrap (24.8 days) and free
+ * the slots of an insert whose worker died; a whole-table pass costs ~2 ms of the primary.
+ */
 const HOUSEKEEPING_MS = 1000;
-const RATE_SWEEP_TICKS = 5;
+const RATE_SWEEP_TICKS = 30;
 
 /** TLS options for the checks of a TLS group: the group's trust settings (files read once per config). */
 function healthCheckTls(t: UpstreamTlsConfig): ConnectionOptions {
@@ -184,7 +188,7 @@ export class Primary {
     let tick = 0;
     this.housekeeping = setInterval(() => {
       // Repairs transient words left by a worker that died mid-transition; clears expired ejections.
-      this.hostState.housekeeping();
+      this.hostState.housekeeping(this.hostSlots.used);
       if (++tick % RATE_SWEEP_TICKS === 0) limits.sweep(this.config.rateLimit.idleMs);
     }, HOUSEKEEPING_MS);
     this.housekeeping.unref();

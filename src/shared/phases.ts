@@ -39,6 +39,7 @@ export interface Session {
    * (tls.clientAuth, docs/edge.md); '' when there is none.
    */
   readonly clientCert: string;
+  /** `performance.now()` of this thread when the request head arrived (monoOfPerf gives monoMs). */
   readonly startedAt: number;
   /** Name of the matched route, '' before routing. */
   routeName: string;

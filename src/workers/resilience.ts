@@ -11,6 +11,7 @@ import type { FailureKind, RateLimitConfig, RetryConfig, RetryOn, RouteConfig } 
 import { sluiceError, type SluiceError } from '../shared/errors';
 import { TRANSITION_CLOSED, TRANSITION_OPENED, TRANSITION_REOPENED } from '../shared/host-state';
 import type { Logger } from '../shared/log';
+import { monoOfPerf } from '../shared/mono';
 import type { Peer, ProxyPhases, ResponseHead, Session } from '../shared/phases';
 import { compilePolicy, namespaceOf, retryAfterSeconds, type CompiledPolicy, type Namespace, type RateLimitTable } from '../shared/rate-limit';
 import type { RequestCtx } from './proxy';
@@ -92,9 +93,14 @@ export class RateLimitPhase implements ProxyPhases<RequestCtx> {
   /** By route index; undefined = the route has no limit. */
   private readonly byRoute: (RoutePolicy | undefined)[];
 
+  /**
+   * `nowOf`: the request's time in monoMs; by default its start (`startedAt`, read when its
+   * head arrived), which saves the table a clock read per request.
+   */
   constructor(
     routes: readonly RouteConfig[],
     private readonly table: RateLimitTable,
+    private readonly nowOf: (s: Session) => number = (s) => monoOfPerf(s.startedAt),
   ) {
     this.byRoute = routes.map((r) => (r.rateLimit === undefined ? undefined : compileRoutePolicy(r, r.rateLimit)));
   }
@@ -111,7 +117,7 @@ export class RateLimitPhase implements ProxyPhases<RequestCtx> {
     if (p === undefined) return false;
     const key = p.keyOf(s, route.name);
     if (key === '') return false;
-    const r = this.table.take(key, p.policy, p.ns);
+    const r = this.table.take(key, p.policy, p.ns, this.nowOf(s));
     if (r >= 0) {
       if (p.always) ctx.rateLimitRemaining = r;
       return false;

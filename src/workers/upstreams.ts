@@ -95,6 +95,9 @@ export class UpstreamGroup {
   private walkRefused: number[] | null = null;
   private walkPanic = false;
   private walkBreakerSkips = false;
+  /** Availability of each host read once for this pick (panic threshold on), else null: read per candidate. */
+  private walkAvailable: Uint8Array | null = null;
+  private readonly available: Uint8Array;
   /** The walk's predicate with shared state: not tried, not refused by its breaker, available (unless panic). */
   private readonly acceptShared = (k: number): boolean => {
     const h = this.hosts[k] as GroupHost;
@@ -103,7 +106,8 @@ export class UpstreamGroup {
     if (this.walkRefused !== null && this.walkRefused.includes(k)) return false;
     if (this.walkPanic) return true;
     const st = this.state as HostStateTable;
-    if (st.isAvailable(h.slot)) return true;
+    const known = this.walkAvailable;
+    if (known !== null ? known[k] === 1 : st.isAvailable(h.slot)) return true;
     if (st.isBreakerOpen(h.slot)) this.walkBreakerSkips = true;
     return false;
   };
@@ -135,6 +139,7 @@ export class UpstreamGroup {
     this.state = shared && hosts.every((h) => h.slot >= 0) ? state : null;
     this.slots = hosts.map((h) => h.slot);
     this.builtFor = new Uint8Array(hosts.length).fill(1);
+    this.available = new Uint8Array(hosts.length);
   }
 
   /**
@@ -143,13 +148,13 @@ export class UpstreamGroup {
    * availability read per host per pick; a rebuild (ketama 100 hosts ≈ 1.4 ms, Maglev ≈ 5 ms)
    * happens once per change per worker.
    */
-  private syncMembership(sel: ConsistentHash, st: HostStateTable, panic: boolean): void {
+  private syncMembership(sel: ConsistentHash, st: HostStateTable, panic: boolean, known: Uint8Array | null): void {
     const hs = this.hosts;
     const mask = this.builtFor;
     let changed = false;
     let count = 0;
     for (let i = 0; i < hs.length; i++) {
-      const a = panic || st.isAvailable((hs[i] as GroupHost).slot) ? 1 : 0;
+      const a = panic ? 1 : known !== null ? (known[i] as number) : st.isAvailable((hs[i] as GroupHost).slot) ? 1 : 0;
       if (mask[i] !== a) {
         mask[i] = a;
         changed = true;
@@ -196,14 +201,22 @@ export class UpstreamGroup {
       const i = this.select(accept, session);
       return i === -1 ? null : (hs[i] as GroupHost);
     }
-    const panic = this.panicPercent > 0 && st.panic(this.slots, this.panicPercent);
+    // With a panic threshold every host's availability is needed for the count: read each
+    // once, and let the walk reuse the answers.
+    let known: Uint8Array | null = null;
+    let panic = false;
+    if (this.panicPercent > 0) {
+      known = this.available;
+      panic = st.availability(this.slots, known) * 100 < this.panicPercent * hs.length;
+    }
     if (panic) session.flags.push('PN');
-    if (this.selector instanceof ConsistentHash) this.syncMembership(this.selector, st, panic);
+    if (this.selector instanceof ConsistentHash) this.syncMembership(this.selector, st, panic, known);
     // The walk's predicate reads these fields (one bound function per group, not a closure
     // per request; picks never interleave within a worker).
     this.walkTried = tried;
     this.walkRefused = null;
     this.walkPanic = panic;
+    this.walkAvailable = known;
     this.walkBreakerSkips = false;
     const accept = this.acceptShared;
     for (let round = 0; round < hs.length; round++) {

@@ -147,7 +147,7 @@ describe('RateLimitPhase buckets', () => {
       ],
     });
     let now = 1000;
-    const phase = new RateLimitPhase(cfg.routes, new RateLimitTable(allocRateLimitTable(1024), () => now));
+    const phase = new RateLimitPhase(cfg.routes, new RateLimitTable(allocRateLimitTable(1024)), () => now);
     const take = (index: number, ip = '10.0.0.1'): string => {
       const ctx = { route: { index, name: String(index) }, rateLimitRemaining: -1 } as unknown as RequestCtx;
       try {
