@@ -626,6 +626,15 @@ function decodeTopic(b: Buffer, s: number, n: number): string {
 }
 
 /** Decodes one record starting at `p` into `out`; returns the position after it. */
+const REQUEST_ID_NAME = Buffer.from('x-request-id', 'latin1');
+
+/** Whether the `n` bytes at `p` spell x-request-id. */
+function isRequestIdName(b: Buffer, p: number, n: number): boolean {
+  if (n !== REQUEST_ID_NAME.length) return false;
+  for (let i = 0; i < n; i++) if (b[p + i] !== REQUEST_ID_NAME[i]) return false;
+  return true;
+}
+
 export function decodeRecord(b: Buffer, p: number, e: number, out: DecodedRecord): number {
   need(p, 4 + 1 + 8 + 2, e);
   const partition = rdI32(b, p);
@@ -656,12 +665,16 @@ export function decodeRecord(b: Buffer, p: number, e: number, out: DecodedRecord
       const nl = rdU16(b, p);
       p += 2;
       need(p, nl + 4, e);
-      const name = b.toString('utf8', p, p + nl);
+      const rid = isRequestIdName(b, p, nl);
+      const name = rid ? '' : b.toString('utf8', p, p + nl);
       p += nl;
       const vl = rdU32(b, p);
       p += 4;
       need(p, vl, e);
-      headers[i] = { [name]: b.subarray(p, p + vl) };
+      const v = b.subarray(p, p + vl);
+      // x-request-id is on nearly every record: a literal with a constant key takes V8's fast
+      // path, a computed key a runtime call (~1 µs a record in the producer's profile).
+      headers[i] = rid ? { 'x-request-id': v } : { [name]: v };
       p += vl;
     }
   }

@@ -1,6 +1,7 @@
 /**
  * Request events: the logging phase that turns every finished request into one JSON record
- * for Kafka (DESIGN §4). It only encodes and hands the record to the worker's KafkaLink,
+ * for Kafka (DESIGN §4), written straight into bytes (event-json.ts). It only encodes and
+ * hands the record to the worker's KafkaLink,
  * which batches it per event-loop turn; the request path never waits on Kafka. When the
  * link's bounded buffer is full the event is dropped and counted (the sequence number it took
  * stays unused, so consumers see the gap).
@@ -10,8 +11,10 @@
  */
 import type { EventsConfig } from '../shared/config';
 import type { SluiceError } from '../shared/errors';
-import type { ProxyPhases, Session } from '../shared/phases';
+import type { KafkaHeader } from '../shared/kafka-frames';
+import type { ProxyPhases, Session, TryRecord } from '../shared/phases';
 import { nextEventSeq } from '../shared/sab-layout';
+import { JsonBytes } from './event-json';
 import type { KafkaLink } from './kafka-link';
 import type { RequestCtx } from './proxy';
 
@@ -62,17 +65,34 @@ export function compileEventKey(expr: string): ((s: Session) => string) | null {
 export class EventsPhase implements ProxyPhases<RequestCtx> {
   private readonly keyOf: ((s: Session) => string) | null;
   private readonly headerNames: readonly string[];
+  private readonly json = new JsonBytes();
+  private readonly workerField: string;
+  /** The record handed to the link, reused: the link encodes it before produce() returns. */
+  private readonly requestIdHeader: [string, string] = ['x-request-id', ''];
+  private readonly rec: { readonly topic: string; value: Uint8Array | null; key: string | null; readonly headers: KafkaHeader[]; readonly unordered: true };
 
   constructor(
     private readonly cfg: EventsConfig,
     private readonly link: KafkaLink,
     private readonly counters: BigInt64Array,
     private readonly instance: string,
-    private readonly workerId: number,
+    workerId: number,
     readonly stats: EventCounters,
   ) {
     this.keyOf = compileEventKey(cfg.key);
-    this.headerNames = (cfg.headers ?? []).map((h) => h.toLowerCase());
+    // Header names are object keys in the event: a name given twice appears once (as in
+    // an object literal), at its first place.
+    this.headerNames = [...new Set((cfg.headers ?? []).map((h) => h.toLowerCase()))];
+    this.workerField = `,"worker":${JSON.stringify(workerId)},"ts":`;
+    this.rec = {
+      topic: cfg.topic,
+      value: null,
+      key: null,
+      headers: [this.requestIdHeader],
+      // Events carry their own `seq`: they take the producer's cheaper path, which does not
+      // keep their order against other records (docs/kafka.md, "Fire-and-forget records").
+      unordered: true,
+    };
   }
 
   logging(s: Session, err: SluiceError | null): void {
@@ -82,46 +102,96 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
       return;
     }
     const seq = nextEventSeq(this.counters);
-    let headers: Record<string, string> | undefined;
-    if (this.headerNames.length > 0) {
-      headers = {};
-      for (const n of this.headerNames) {
-        const v = headerValue(s, n);
-        if (v !== '') headers[n] = v;
-      }
-    }
-    const value = JSON.stringify({
-      seq: seq.toString(),
-      instance: this.instance,
-      worker: this.workerId,
-      ts: Date.now(),
-      requestId: s.requestId,
-      client: s.clientAddress,
-      method: s.method,
-      host: headerValue(s, 'host'),
-      path: s.path,
-      route: s.routeName,
-      upstream: s.upstreamName,
-      upstreamHost: s.upstreamHost,
-      status,
-      bytesIn: s.bytesIn,
-      bytesOut: s.bytesOut,
-      latencyMs: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
-      attempts: s.tries,
-      flags: s.flags,
-      error: err === null ? null : err.code,
-      headers,
-    });
-    const ok = this.link.produce({
-      topic: this.cfg.topic,
-      value,
-      key: this.keyOf === null ? null : this.keyOf(s),
-      headers: [['x-request-id', s.requestId]],
-      // Events carry their own `seq`: they take the producer's cheaper path, which does not
-      // keep their order against other records (docs/kafka.md, "Fire-and-forget records").
-      unordered: true,
-    });
+    const rec = this.rec;
+    rec.value = this.eventJson(s, err, seq);
+    rec.key = this.keyOf === null ? null : this.keyOf(s);
+    this.requestIdHeader[1] = s.requestId;
+    const ok = this.link.produce(rec);
     if (ok) this.stats.produced++;
     else this.stats.dropped++;
+  }
+
+  /**
+   * The event as JSON bytes (a view of the reused buffer, valid until the next event): the
+   * text JSON.stringify gives for `{ seq, instance, worker, ts, requestId, client, method,
+   * host, path, route, upstream, upstreamHost, status, bytesIn, bytesOut, latencyMs,
+   * attempts, flags, error, headers? }` (docs/kafka.md lists the fields). Public for the
+   * unit test that holds it to JSON.stringify.
+   */
+  eventJson(s: Session, err: SluiceError | null, seq: bigint): Buffer {
+    const j = this.json;
+    j.reset();
+    j.raw('{"seq":"');
+    j.raw(seq.toString());
+    j.raw('","instance":');
+    j.str(this.instance);
+    j.raw(this.workerField);
+    j.num(Date.now());
+    j.raw(',"requestId":');
+    j.str(s.requestId);
+    j.raw(',"client":');
+    j.str(s.clientAddress);
+    j.raw(',"method":');
+    j.str(s.method);
+    j.raw(',"host":');
+    j.str(headerValue(s, 'host'));
+    j.raw(',"path":');
+    j.str(s.path);
+    j.raw(',"route":');
+    j.str(s.routeName);
+    j.raw(',"upstream":');
+    j.str(s.upstreamName);
+    j.raw(',"upstreamHost":');
+    j.str(s.upstreamHost);
+    j.raw(',"status":');
+    j.num(s.status);
+    j.raw(',"bytesIn":');
+    j.num(s.bytesIn);
+    j.raw(',"bytesOut":');
+    j.num(s.bytesOut);
+    j.raw(',"latencyMs":');
+    j.milli(Math.round((performance.now() - s.startedAt) * 1000));
+    j.raw(',"attempts":');
+    const tries = s.tries;
+    if (tries === null) {
+      j.raw('null');
+    } else {
+      j.raw('[');
+      for (let i = 0; i < tries.length; i++) {
+        const t = tries[i] as TryRecord;
+        j.raw(i === 0 ? '{"host":' : ',{"host":');
+        j.str(t.host);
+        j.raw(',"at":');
+        j.num(t.at);
+        j.raw(',"ms":');
+        // t.ms is Math.round(x * 1000) / 1000 (or -1): k / 1000 for the integer k recovered here.
+        j.milli(Math.round(t.ms * 1000));
+        j.raw(',"outcome":');
+        j.str(t.outcome);
+        j.raw('}');
+      }
+      j.raw(']');
+    }
+    j.raw(',"flags":');
+    j.strArray(s.flags);
+    j.raw(',"error":');
+    j.strOrNull(err === null ? null : err.code);
+    const names = this.headerNames;
+    if (names.length > 0) {
+      j.raw(',"headers":{');
+      let first = true;
+      for (const n of names) {
+        const v = headerValue(s, n);
+        if (v === '') continue;
+        if (!first) j.raw(',');
+        first = false;
+        j.str(n);
+        j.raw(':');
+        j.str(v);
+      }
+      j.raw('}');
+    }
+    j.raw('}');
+    return j.view();
   }
 }

@@ -69,7 +69,7 @@ export interface KafkaLinkOptions {
    */
   readonly batch?: 'immediate' | 'microtask';
   /**
-   * How long fire-and-forget records may wait in the buffer for more (default 5 ms; 0 = the
+   * How long fire-and-forget records may wait in the buffer for more (default 20 ms; 0 = the
    * turn's end, as records with a callback). One write then carries the records of several
    * turns, which at moderate rates saves both processes a wake-up and a syscall per turn
    * (docs/kafka.md, Measurements). A record with a callback, or a buffer past 64 KiB, still
@@ -80,7 +80,7 @@ export interface KafkaLinkOptions {
 
 /** Buffered bytes past which waiting fire-and-forget records go at the end of the turn. */
 const FF_EAGER_BYTES = 64 * 1024;
-const DEFAULT_FF_DELAY_MS = 5;
+const DEFAULT_FF_DELAY_MS = 20;
 
 export interface KafkaLinkCounters {
   /** Records produce() accepted (a transaction counts each record). */

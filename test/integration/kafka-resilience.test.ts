@@ -30,6 +30,20 @@ const post = (port: number, path: string, body: string, headers: Record<string, 
   request(port, { method: 'POST', path, body, headers: { 'content-type': 'text/plain', ...headers }, timeoutMs });
 
 /** Sync produce until `n` answers in a row are 200 on fresh connections (both workers), within `ms`. */
+/**
+ * until200s, and when it gives up, the Kafka-related part of Sluice's log goes to the test's
+ * output: a failure in CI is then readable without a rerun.
+ */
+async function until200sOrLog(s: Running, path: string, n: number, ms: number): Promise<void> {
+  try {
+    await until200s(s.port, path, n, ms);
+  } catch (e) {
+    const kafka = s.logs.filter((r) => /kafka|producer|broker/i.test(`${String(r.msg)} ${String(r.role ?? '')} ${String(r.component ?? '')}`));
+    console.error(`Sluice's Kafka log, last ${Math.min(80, kafka.length)} of ${kafka.length} records:\n${kafka.slice(-80).map((r) => JSON.stringify(r)).join('\n')}`);
+    throw e;
+  }
+}
+
 async function until200s(port: number, path: string, n: number, ms: number): Promise<void> {
   let streak = 0;
   let last = '';
@@ -138,7 +152,7 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
     } finally {
       await startBroker();
     }
-    await until200s(sluice.port, '/produce', 8, 90000);
+    await until200sOrLog(sluice, '/produce', 8, 90000);
     const r = await post(sluice.port, '/produce', 'after-recovery', { 'x-key': 'back' });
     assert.equal(r.status, 200, r.body.toString());
     const placed = (JSON.parse(r.body.toString()) as { results: Placed[] }).results[0];
@@ -168,7 +182,7 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
       } finally {
         await startBroker();
       }
-      await until200s(sluice.port, '/produce', 8, 90000);
+      await until200sOrLog(sluice, '/produce', 8, 90000);
       assert.equal(await sluice.stop(), 0);
     },
   );
