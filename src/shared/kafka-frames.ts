@@ -199,6 +199,15 @@ function bytesBound(v: Uint8Array | string): number {
  * Encodes frames into one growable buffer that it keeps. `takeCopy()` hands the encoded bytes
  * out (one copy per flush) and starts over; `truncate()` undoes a frame that did not fit.
  */
+/** A buffer of at least `need` bytes (doubling), holding the first `used` bytes of `buf`. */
+export function grownBuffer(buf: Buffer, used: number, need: number): Buffer {
+  let size = buf.length * 2;
+  while (size < need) size *= 2;
+  const next = Buffer.allocUnsafe(size);
+  buf.copy(next, 0, 0, used);
+  return next;
+}
+
 export class FrameWriter {
   private buf: Buffer;
   /** Bytes encoded so far. */
@@ -230,13 +239,7 @@ export class FrameWriter {
   }
 
   private ensure(extra: number): void {
-    const need = this.len + extra;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
+    if (this.len + extra > this.buf.length) this.buf = grownBuffer(this.buf, this.len, this.len + extra);
   }
 
   // -- primitives (caller has ensured capacity) --

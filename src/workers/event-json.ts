@@ -11,6 +11,7 @@
  * Must never: keep a reference to what it wrote after `view()` is consumed (the buffer is
  * reused by the next event).
  */
+import { grownBuffer } from '../shared/kafka-frames';
 
 export class JsonBytes {
   private buf: Buffer;
@@ -31,13 +32,7 @@ export class JsonBytes {
   }
 
   private ensure(extra: number): void {
-    const need = this.len + extra;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
+    if (this.len + extra > this.buf.length) this.buf = grownBuffer(this.buf, this.len, this.len + extra);
   }
 
   /** Text that is already JSON and ASCII (punctuation, keys with their quotes, literals). */
