@@ -29,7 +29,8 @@
  * - A take racing the takeover of its own (least recently used) key may charge its token to
  *   the newcomer's fresh bucket: at most one token per concurrent caller per takeover.
  *
- * Must never: allocate per call, block (no Atomics.wait: waits are bounded spins), use Date.now() or a per-thread clock.
+ * Must never: allocate per call, block (no Atomics.wait: waits are bounded spins), use
+ * Date.now() or a per-thread clock.
  * Imports nothing from src/main or src/workers.
  */
 

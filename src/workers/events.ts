@@ -1,8 +1,8 @@
 /**
  * Request events: the logging phase that turns every finished request into one JSON record
  * for Kafka (DESIGN §4), written straight into bytes (event-json.ts). It only encodes and
- * hands the record to the worker's KafkaLink,
- * which batches it per event-loop turn; the request path never waits on Kafka. When the
+ * hands the record to the worker's KafkaLink, which batches it (fire-and-forget records wait
+ * up to 20 ms for more); the request path never waits on Kafka. When the
  * link's bounded buffer is full the event is dropped and counted (the sequence number it took
  * stays unused, so consumers see the gap).
  *
@@ -67,8 +67,8 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
   private readonly headerNames: readonly string[];
   private readonly json = new JsonBytes();
   private readonly workerField: string;
-  /** The record handed to the link, reused: the link encodes it before produce() returns. */
   private readonly requestIdHeader: [string, string] = ['x-request-id', ''];
+  /** The record handed to the link, reused: the link encodes it before produce() returns. */
   private readonly rec: { readonly topic: string; value: Uint8Array | null; key: string | null; readonly headers: KafkaHeader[]; readonly unordered: true };
 
   constructor(
