@@ -195,10 +195,6 @@ function bytesBound(v: Uint8Array | string): number {
   return typeof v === 'string' ? v.length * 3 : v.length;
 }
 
-/**
- * Encodes frames into one growable buffer that it keeps. `takeCopy()` hands the encoded bytes
- * out (one copy per flush) and starts over; `truncate()` undoes a frame that did not fit.
- */
 /** A buffer of at least `need` bytes (doubling), holding the first `used` bytes of `buf`. */
 export function grownBuffer(buf: Buffer, used: number, need: number): Buffer {
   let size = buf.length * 2;
@@ -208,6 +204,10 @@ export function grownBuffer(buf: Buffer, used: number, need: number): Buffer {
   return next;
 }
 
+/**
+ * Encodes frames into one growable buffer that it keeps. `takeCopy()` hands the encoded bytes
+ * out (one copy per flush) and starts over; `truncate()` undoes a frame that did not fit.
+ */
 export class FrameWriter {
   private buf: Buffer;
   /** Bytes encoded so far. */
@@ -628,7 +628,6 @@ function decodeTopic(b: Buffer, s: number, n: number): string {
   return t;
 }
 
-/** Decodes one record starting at `p` into `out`; returns the position after it. */
 const REQUEST_ID_NAME = Buffer.from('x-request-id', 'latin1');
 
 /** Whether the `n` bytes at `p` spell x-request-id. */
@@ -638,6 +637,7 @@ function isRequestIdName(b: Buffer, p: number, n: number): boolean {
   return true;
 }
 
+/** Decodes one record starting at `p` into `out`; returns the position after it. */
 export function decodeRecord(b: Buffer, p: number, e: number, out: DecodedRecord): number {
   need(p, 4 + 1 + 8 + 2, e);
   const partition = rdI32(b, p);
