@@ -834,10 +834,15 @@ export class ProducerService {
     try {
       p.produce(topic, partition, value, key, timestamp, connNo * TWO_32 + id, headers ?? undefined);
     } catch (e) {
-      const code = errCode(e);
-      if (code === KERR.QUEUE_FULL) this.queueFull++;
-      this.outcome(connNo, id, code, partition, -1, errText(e), bytes);
+      this.produceRefused(connNo, id, partition, bytes, e);
     }
+  }
+
+  /** A client's produce() threw (queue full, unknown topic, ...): the record's outcome, now. */
+  private produceRefused(connNo: number, id: number, partition: number, bytes: number, e: unknown): void {
+    const code = errCode(e);
+    if (code === KERR.QUEUE_FULL) this.queueFull++;
+    this.outcome(connNo, id, code, partition, -1, errText(e), bytes);
   }
 
   private readonly onDelivery = (err: LibrdKafkaError | null, r: DeliveryReport): void => {
@@ -874,9 +879,7 @@ export class ProducerService {
     try {
       c.producer.produce(topic, partition, value, key, timestamp, undefined, headers ?? undefined);
     } catch (e) {
-      const code = errCode(e);
-      if (code === KERR.QUEUE_FULL) this.queueFull++;
-      this.outcome(connNo, 0, code, partition, -1, errText(e), bytes);
+      this.produceRefused(connNo, 0, partition, bytes, e);
       return;
     }
     const ep = (c.epoch ??= { records: 0, bytes: 0, failed: 0, perConn: new Map() });
