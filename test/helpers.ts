@@ -9,6 +9,7 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import assert from 'node:assert/strict';
 import type { Session } from '../src/shared/phases';
 
@@ -37,6 +38,26 @@ export function tempFile(name: string, content: string): string {
   return p;
 }
 
+/** Calls `onRecord` with each line of a process's log stream, parsed as JSON ({ raw } when it is not). */
+export function onLogRecords(stream: Readable, onRecord: (rec: Record<string, unknown>) => void): void {
+  let buf = '';
+  stream.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        rec = { raw: line };
+      }
+      onRecord(rec);
+    }
+  });
+}
+
 /** Starts the real Sluice process with `config` (port forced to 0 unless given). */
 export async function startSluice(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<Running> {
   const listen = { host: '127.0.0.1', port: 0, ...((config.listen as object | undefined) ?? {}) };
@@ -51,26 +72,15 @@ export async function startSluice(config: Record<string, unknown>, env: Record<s
   const logs: Record<string, unknown>[] = [];
   const stdout: string[] = [];
   const waiters: { pred: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
-  let errBuf = '';
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    errBuf += d;
-    let nl: number;
-    while ((nl = errBuf.indexOf('\n')) !== -1) {
-      const line = errBuf.slice(0, nl);
-      errBuf = errBuf.slice(nl + 1);
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        rec = { raw: line };
-      }
+  if (proc.stderr !== null) {
+    onLogRecords(proc.stderr, (rec) => {
       logs.push(rec);
       for (const w of waiters.splice(0)) {
         if (w.pred(rec)) w.resolve(rec);
         else waiters.push(w);
       }
-    }
-  });
+    });
+  }
   let outBuf = '';
   proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
     outBuf += d;

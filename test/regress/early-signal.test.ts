@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { MAIN, startUpstream, tempFile } from '../helpers';
+import { MAIN, onLogRecords, startUpstream, tempFile } from '../helpers';
 
 test('a SIGHUP during start-up is not fatal: it reloads once the start finished; SIGTERM then drains to exit 0', async () => {
   const up = await startUpstream();
@@ -26,28 +26,16 @@ test('a SIGHUP during start-up is not fatal: it reloads once the start finished;
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
     const records: Record<string, unknown>[] = [];
     let sent = false;
-    let buf = '';
     const reloaded = new Promise<void>((resolve) => {
-      proc.stderr.setEncoding('utf8').on('data', (d: string) => {
-        buf += d;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) !== -1) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          let rec: Record<string, unknown>;
-          try {
-            rec = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            continue;
-          }
-          records.push(rec);
-          // The first word from the primary: it is still starting (workers come up before `listening`).
-          if (!sent && rec.role === 'primary') {
-            sent = true;
-            proc.kill('SIGHUP');
-          }
-          if (rec.msg === 'configuration reloaded') resolve();
+      onLogRecords(proc.stderr, (rec) => {
+        if (rec.raw !== undefined) return; // not a log record (uWS's own prints)
+        records.push(rec);
+        // The first word from the primary: it is still starting (workers come up before `listening`).
+        if (!sent && rec.role === 'primary') {
+          sent = true;
+          proc.kill('SIGHUP');
         }
+        if (rec.msg === 'configuration reloaded') resolve();
       });
     });
     const outcome = await Promise.race([reloaded.then(() => 'reloaded'), exited.then((e) => `exited ${JSON.stringify(e)}`)]);
