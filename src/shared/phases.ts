@@ -60,7 +60,7 @@ export interface Session {
 
 export interface TryRecord {
   readonly host: string;
-  /** Start, in ms after the request arrived. */
+  /** Start, in ms after the request arrived (exact; events write it to the microsecond). */
   readonly at: number;
   /** Duration in ms (-1 while running). */
   ms: number;

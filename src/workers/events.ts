@@ -162,7 +162,7 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
         j.raw(i === 0 ? '{"host":' : ',{"host":');
         j.str(t.host);
         j.raw(',"at":');
-        j.num(t.at);
+        j.milli(Math.round(t.at * 1000));
         j.raw(',"ms":');
         // t.ms is Math.round(x * 1000) / 1000 (or -1): k / 1000 for the integer k recovered here.
         j.milli(Math.round(t.ms * 1000));

@@ -315,7 +315,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.attemptOpen = true;
     this.hostHeld = true;
     gh.active++;
-    if (this.env.recordTries) (this.tries ??= []).push({ host: peer.host, at: Math.round(performance.now() - this.startedAt), ms: -1, outcome: '' });
+    if (this.env.recordTries) (this.tries ??= []).push({ host: peer.host, at: performance.now() - this.startedAt, ms: -1, outcome: '' });
     this.conn = conn;
     conn.owner = this;
     if (this.reqHead === '') this.reqHead = this.buildRequestHead();
@@ -955,6 +955,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (t === null) return;
     const last = t[t.length - 1];
     if (last !== undefined && last.ms === -1) {
+      // From the exact start: a start rounded first made sub-millisecond attempts negative.
       last.ms = Math.round((performance.now() - this.startedAt - last.at) * 1000) / 1000;
       last.outcome = outcome;
     }

@@ -168,6 +168,12 @@ describe('request events (real Sluice, real broker)', () => {
       assert.equal(typeof ev.latencyMs, 'number');
       assert.ok(ev.latencyMs >= 0);
       assert.ok(Array.isArray(ev.flags));
+      // Every attempt lies inside the request (regression: an attempt's start was rounded to
+      // the millisecond before its duration was taken from it, so a fast connect refusal
+      // could come out negative). Each figure is rounded to the microsecond.
+      for (const a of ev.attempts ?? []) {
+        assert.ok(a.at >= 0 && a.ms >= 0 && a.at + a.ms <= ev.latencyMs + 0.002, `attempt outside the request: ${JSON.stringify(ev)}`);
+      }
       // Only the configured header, and never Authorization or Cookie.
       assert.deepEqual(ev.headers, { 'x-user': `user-${s.i % 7}` });
       const raw = msg.value?.toString('utf8') ?? '';
