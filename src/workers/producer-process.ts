@@ -414,7 +414,21 @@ export class ProducerService {
     p.on('delivery-report', onDelivery);
     p.on('event.error', (e) => this.onClientError(e, name));
     p.on('event.stats', (ev: unknown) => this.onStats(ev, name));
+    p.on('event.log', (ev: unknown) => this.onClientLog(ev, name));
     return p;
+  }
+
+  /**
+   * librdkafka's own log lines (syslog severities; debug ones only with its `debug`
+   * property, set through `kafka.extra`) into the structured log, which would otherwise
+   * never show them: 0-3 error, 4 warn, 5-6 info, 7 debug.
+   */
+  private onClientLog(ev: unknown, client: string): void {
+    const e = ev as { severity?: unknown; fac?: unknown; message?: unknown } | null;
+    const sev = typeof e?.severity === 'number' ? e.severity : 7;
+    const level = sev <= 3 ? 'error' : sev === 4 ? 'warn' : sev <= 6 ? 'info' : 'debug';
+    if (!this.log.enabled(level)) return;
+    this.log[level]('librdkafka', { client, fac: String(e?.fac ?? ''), reason: String(e?.message ?? '') });
   }
 
   /** The fire-and-forget clients' properties: reports for failed records only. */

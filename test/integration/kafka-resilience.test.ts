@@ -18,6 +18,8 @@ const T = { timeout: 150000 };
 const PARTITIONS = 3;
 const MESSAGE_TIMEOUT_MS = 3000;
 const DELIVERY_TIMEOUT_MS = 2000;
+/** librdkafka's idempotence and broker-state lines, for withKafkaLog's post-mortem. */
+const LIBRDKAFKA_DEBUG = { debug: 'eos,broker' };
 
 interface Placed {
   topic: string;
@@ -29,21 +31,27 @@ interface Placed {
 const post = (port: number, path: string, body: string, headers: Record<string, string> = {}, timeoutMs = 15000): Promise<Reply> =>
   request(port, { method: 'POST', path, body, headers: { 'content-type': 'text/plain', ...headers }, timeoutMs });
 
-/** Sync produce until `n` answers in a row are 200 on fresh connections (both workers), within `ms`. */
 /**
- * until200s, and when it gives up, the Kafka-related part of Sluice's log goes to the test's
- * output: a failure in CI is then readable without a rerun.
+ * Runs `body`; when it fails, the Kafka-related part of Sluice's log (librdkafka's own lines
+ * included) goes to the test's output and, shortened, into the error's message: a rare
+ * failure in CI is then readable without a rerun.
  */
-async function until200sOrLog(s: Running, path: string, n: number, ms: number): Promise<void> {
+async function withKafkaLog(s: Running, body: () => Promise<void>): Promise<void> {
   try {
-    await until200s(s.port, path, n, ms);
+    await body();
   } catch (e) {
     const kafka = s.logs.filter((r) => /kafka|producer|broker/i.test(`${String(r.msg)} ${String(r.role ?? '')} ${String(r.component ?? '')}`));
-    console.error(`Sluice's Kafka log, last ${Math.min(80, kafka.length)} of ${kafka.length} records:\n${kafka.slice(-80).map((r) => JSON.stringify(r)).join('\n')}`);
+    console.error(`Sluice's Kafka log, last ${Math.min(200, kafka.length)} of ${kafka.length} records:\n${kafka.slice(-200).map((r) => JSON.stringify(r)).join('\n')}`);
+    const digest = kafka
+      .slice(-40)
+      .map((r) => `${String(r.ts).slice(11, 23)} ${String(r.level)} ${String(r.msg)} ${[r.client, r.fac, r.code, r.reason].filter((x) => x !== undefined).join(' ')}`.slice(0, 240))
+      .join('\n');
+    if (e instanceof Error) e.message += `\nSluice's Kafka log, last 40 lines:\n${digest}`;
     throw e;
   }
 }
 
+/** Sync produce until `n` answers in a row are 200 on fresh connections (both workers), within `ms`. */
 async function until200s(port: number, path: string, n: number, ms: number): Promise<void> {
   let streak = 0;
   let last = '';
@@ -112,55 +120,57 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
     await createTopic(topic, PARTITIONS);
     await createTopic(eventsTopic, PARTITIONS);
     // librdkafka statistics every second: the producer also learns the broker state from them.
-    const sluice = await startSluice(config(topic, eventsTopic, { statisticsIntervalMs: 1000 }));
+    const sluice = await startSluice(config(topic, eventsTopic, { statisticsIntervalMs: 1000, extra: LIBRDKAFKA_DEBUG }));
     running.push(sluice);
-    await until200s(sluice.port, '/produce', 8, 60000);
+    await withKafkaLog(sluice, async () => {
+      await until200s(sluice.port, '/produce', 8, 60000);
 
-    await stopBroker();
-    try {
-      const bound = MESSAGE_TIMEOUT_MS + 5000;
-      const codes = new Set<string>();
-      for (let i = 0; i < 8; i++) {
-        const t0 = Date.now();
-        const r = await post(sluice.port, '/produce', `while-down-${i}`, { 'x-key': `k${i}` }, bound + 5000);
-        const took = Date.now() - t0;
-        assert.ok(took < bound, `answer ${i} took ${took} ms (bound ${bound} ms)`);
-        const code = r.headers['x-sluice-error'];
-        assert.ok(r.status === 503 || r.status === 504, `answer ${i}: ${r.status} ${r.body.toString()}`);
-        if (r.status === 503) {
-          assert.equal(code, 'SLUICE_ERR_KAFKA_UNAVAILABLE', r.body.toString());
-          const retry = Number(r.headers['retry-after']);
-          assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 60, `Retry-After ${String(r.headers['retry-after'])}`);
-        } else {
-          assert.equal(code, 'SLUICE_ERR_KAFKA_TIMEOUT', r.body.toString());
+      await stopBroker();
+      try {
+        const bound = MESSAGE_TIMEOUT_MS + 5000;
+        const codes = new Set<string>();
+        for (let i = 0; i < 8; i++) {
+          const t0 = Date.now();
+          const r = await post(sluice.port, '/produce', `while-down-${i}`, { 'x-key': `k${i}` }, bound + 5000);
+          const took = Date.now() - t0;
+          assert.ok(took < bound, `answer ${i} took ${took} ms (bound ${bound} ms)`);
+          const code = r.headers['x-sluice-error'];
+          assert.ok(r.status === 503 || r.status === 504, `answer ${i}: ${r.status} ${r.body.toString()}`);
+          if (r.status === 503) {
+            assert.equal(code, 'SLUICE_ERR_KAFKA_UNAVAILABLE', r.body.toString());
+            const retry = Number(r.headers['retry-after']);
+            assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 60, `Retry-After ${String(r.headers['retry-after'])}`);
+          } else {
+            assert.equal(code, 'SLUICE_ERR_KAFKA_TIMEOUT', r.body.toString());
+          }
+          codes.add(String(code));
+          // Proxied traffic (which also produces request events) is unaffected.
+          const p = await request(sluice.port, { path: `/app/${i}`, timeoutMs: 5000 });
+          assert.equal(p.status, 200, p.body.toString());
         }
-        codes.add(String(code));
-        // Proxied traffic (which also produces request events) is unaffected.
-        const p = await request(sluice.port, { path: `/app/${i}`, timeoutMs: 5000 });
-        assert.equal(p.status, 200, p.body.toString());
+        // Once the workers know the broker is down they fail fast: 503 with Retry-After.
+        const fast = await first503(sluice.port, 30000);
+        assert.equal(fast.status, 503, `no 503 while the broker is down (last: ${fast.status} ${fast.body.toString()}; codes so far: ${[...codes].join(', ')})`);
+        assert.equal(fast.headers['x-sluice-error'], 'SLUICE_ERR_KAFKA_UNAVAILABLE');
+        assert.ok(Number(fast.headers['retry-after']) >= 1);
+        const proxied = await runLimited(
+          Array.from({ length: 40 }, (_, i) => () => request(sluice.port, { path: `/app/burst-${i}`, timeoutMs: 5000 })),
+          8,
+        );
+        for (const p of proxied) assert.equal(p.status, 200);
+      } finally {
+        await startBroker();
       }
-      // Once the workers know the broker is down they fail fast: 503 with Retry-After.
-      const fast = await first503(sluice.port, 30000);
-      assert.equal(fast.status, 503, `no 503 while the broker is down (last: ${fast.status} ${fast.body.toString()}; codes so far: ${[...codes].join(', ')})`);
-      assert.equal(fast.headers['x-sluice-error'], 'SLUICE_ERR_KAFKA_UNAVAILABLE');
-      assert.ok(Number(fast.headers['retry-after']) >= 1);
-      const proxied = await runLimited(
-        Array.from({ length: 40 }, (_, i) => () => request(sluice.port, { path: `/app/burst-${i}`, timeoutMs: 5000 })),
-        8,
-      );
-      for (const p of proxied) assert.equal(p.status, 200);
-    } finally {
-      await startBroker();
-    }
-    await until200sOrLog(sluice, '/produce', 8, 90000);
-    const r = await post(sluice.port, '/produce', 'after-recovery', { 'x-key': 'back' });
-    assert.equal(r.status, 200, r.body.toString());
-    const placed = (JSON.parse(r.body.toString()) as { results: Placed[] }).results[0];
-    assert.ok(placed !== undefined);
-    const msgs = await readTopic(topic, { partitions: PARTITIONS, until: (ms) => ms.some((m) => m.partition === placed.partition && m.offset === placed.offset) });
-    const m = msgs.find((x) => x.partition === placed.partition && x.offset === placed.offset);
-    assert.equal(m?.value?.toString(), 'after-recovery');
-    assert.equal(await sluice.stop(), 0);
+      await until200s(sluice.port, '/produce', 8, 90000);
+      const r = await post(sluice.port, '/produce', 'after-recovery', { 'x-key': 'back' });
+      assert.equal(r.status, 200, r.body.toString());
+      const placed = (JSON.parse(r.body.toString()) as { results: Placed[] }).results[0];
+      assert.ok(placed !== undefined);
+      const msgs = await readTopic(topic, { partitions: PARTITIONS, until: (ms) => ms.some((m) => m.partition === placed.partition && m.offset === placed.offset) });
+      const m = msgs.find((x) => x.partition === placed.partition && x.offset === placed.offset);
+      assert.equal(m?.value?.toString(), 'after-recovery');
+      assert.equal(await sluice.stop(), 0);
+    });
   });
 
   test(
@@ -170,20 +180,22 @@ describe('Kafka resilience (real Sluice, real broker stopped, producer killed, S
     async () => {
       const topic = uniqueTopic('down-nostats');
       await createTopic(topic, PARTITIONS);
-      const sluice = await startSluice(config(topic, null, { statisticsIntervalMs: 0 }));
+      const sluice = await startSluice(config(topic, null, { statisticsIntervalMs: 0, extra: LIBRDKAFKA_DEBUG }));
       running.push(sluice);
-      await until200s(sluice.port, '/produce', 8, 60000);
-      await stopBroker();
-      try {
-        const fast = await first503(sluice.port, 15000);
-        assert.equal(fast.status, 503, `no 503 within 15 s of the broker stopping (last: ${fast.status} ${fast.body.toString()})`);
-        assert.equal(fast.headers['x-sluice-error'], 'SLUICE_ERR_KAFKA_UNAVAILABLE');
-        assert.ok(Number(fast.headers['retry-after']) >= 1);
-      } finally {
-        await startBroker();
-      }
-      await until200sOrLog(sluice, '/produce', 8, 90000);
-      assert.equal(await sluice.stop(), 0);
+      await withKafkaLog(sluice, async () => {
+        await until200s(sluice.port, '/produce', 8, 60000);
+        await stopBroker();
+        try {
+          const fast = await first503(sluice.port, 15000);
+          assert.equal(fast.status, 503, `no 503 within 15 s of the broker stopping (last: ${fast.status} ${fast.body.toString()})`);
+          assert.equal(fast.headers['x-sluice-error'], 'SLUICE_ERR_KAFKA_UNAVAILABLE');
+          assert.ok(Number(fast.headers['retry-after']) >= 1);
+        } finally {
+          await startBroker();
+        }
+        await until200s(sluice.port, '/produce', 8, 90000);
+        assert.equal(await sluice.stop(), 0);
+      });
     },
   );
 
