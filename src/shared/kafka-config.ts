@@ -351,6 +351,16 @@ export function librdkafkaConfig(cfg: KafkaConfig): LibrdkafkaConfig {
   return out;
 }
 
+/**
+ * How long a main client may deliver nothing, with the broker answering and its records
+ * timing out, before the producer replaces it (docs/kafka.md, "Restarts and shutdown"):
+ * twice message.timeout.ms, at least 10 s, doubled after each replacement that did not help,
+ * at most 5 min.
+ */
+export function wedgedAfterMs(messageTimeoutMs: number, replacementsWithoutDelivery: number): number {
+  return Math.min(300000, Math.max(10000, 2 * messageTimeoutMs) * 2 ** replacementsWithoutDelivery);
+}
+
 /** The same properties with secrets replaced, for logs. */
 export function redactedLibrdkafkaConfig(conf: LibrdkafkaConfig): LibrdkafkaConfig {
   const out: LibrdkafkaConfig = {};

@@ -75,6 +75,8 @@ export interface ProducerStats {
   readonly deliveredPerSec: number;
   readonly txnCommitted: number;
   readonly txnAborted: number;
+  /** Main Kafka clients replaced (wedged or fatal) since the producer started. */
+  readonly clientReplacements: number;
   readonly librdkafka: LibrdkafkaStatsSummary | null;
 }
 

@@ -558,6 +558,7 @@ export function renderPrometheus(v: MetricsView): string {
       g('sluice_kafka_delivered_per_second', 'Delivery rate the producer measured.', s.deliveredPerSec);
       c('sluice_kafka_transactions_committed_total', 'Kafka transactions committed.', s.txnCommitted);
       c('sluice_kafka_transactions_aborted_total', 'Kafka transactions aborted.', s.txnAborted);
+      c('sluice_kafka_client_replacements_total', 'Main Kafka clients replaced because they were wedged or hit a fatal error.', s.clientReplacements);
       const r = s.librdkafka;
       if (r !== null) {
         g('sluice_librdkafka_msg_count', 'librdkafka msg_cnt: records in the producer queues.', r.msgCount);

@@ -47,6 +47,7 @@ import {
   librdkafkaConfig,
   redactedLibrdkafkaConfig,
   transactionalId,
+  wedgedAfterMs,
   type KafkaConfig,
   type LibrdkafkaConfig,
 } from '../shared/kafka-config';
@@ -102,6 +103,10 @@ const FF_FLUSH_STEP_MS = 1000;
  * before the flush completed (librdkafka counts a record queued until its report was taken).
  */
 const FF_QUIET_TURNS = 2;
+/** Timed-out records before the main client can count as wedged (see wedgedAfterMs). */
+const WEDGED_MIN_TIMEOUTS = 3;
+/** A replaced client gets message.timeout.ms plus this to report its records. */
+const RETIRE_GRACE_MS = 5000;
 
 // ---------------------------------------------------------------- small helpers
 
@@ -303,6 +308,16 @@ export class ProducerService {
   private producer: Producer | null = null;
   private kafkaConnected = false;
   private brokerUp = false;
+  /** The main client's last delivered record (or the broker's return), for the wedge check. */
+  private mainOkAt = 0;
+  /** Its records that timed out since then. */
+  private mainTimeouts = 0;
+  private replacingMain = false;
+  /** Replacements since the last delivery (the wedge check's back-off). */
+  private wedgedReplacements = 0;
+  private clientReplacements = 0;
+  /** Replaced main clients still reporting their records. */
+  private readonly retired = new Set<Producer>();
   private probing = false;
   private lastStats: LibrdkafkaStatsSummary | null = null;
   /** The latest statistics of each client (merged into lastStats). */
@@ -512,6 +527,7 @@ export class ProducerService {
   private setBrokerUp(up: boolean): void {
     if (this.brokerUp === up) return;
     this.brokerUp = up;
+    if (up) this.mainOkAt = Date.now();
     this.log[up ? 'info' : 'warn'](up ? 'Kafka broker reachable' : 'Kafka broker unreachable', { brokers: this.cfg.brokers });
     this.broadcastStatus();
     if (!up) void this.probe();
@@ -545,6 +561,7 @@ export class ProducerService {
     // all-brokers-down condition is recognised by its text too (test/integration/kafka-resilience).
     const allDown = e.code === KERR.ALL_BROKERS_DOWN || /all broker connections are down/i.test(String(e.message));
     if (allDown && this.kafkaConnected) this.setBrokerUp(false);
+    if (e.isFatal === true && name === 'producer' && this.kafkaConnected) void this.replaceMain(`fatal error: ${e.message}`);
     // One line per code per 10 s: a dead broker makes librdkafka repeat itself.
     const now = Date.now();
     const last = this.errorLogAt.get(e.code) ?? 0;
@@ -735,6 +752,7 @@ export class ProducerService {
       this.rateAt = now;
     }
     this.expireWaiting(now);
+    this.checkWedged(now);
     this.rotateFf();
     this.broadcastStatus();
   }
@@ -761,6 +779,7 @@ export class ProducerService {
       deliveredPerSec: Math.round(this.ratePerSec),
       txnCommitted: this.txnCommitted,
       txnAborted: this.txnAborted,
+      clientReplacements: this.clientReplacements,
       librdkafka: this.lastStats,
     };
   }
@@ -866,12 +885,78 @@ export class ProducerService {
     const bytes = r.size + (r.key == null ? 0 : r.key.length);
     if (err) {
       if (err.code === KERR.UNKNOWN_PARTITION) this.partitionCounts.delete(r.topic);
+      else if (err.code === KERR.MSG_TIMED_OUT) this.mainTimeouts++;
       this.outcome(connNo, id, err.code, r.partition, -1, err.message, bytes);
     } else {
       if (!this.brokerUp) this.setBrokerUp(true);
+      this.mainOkAt = Date.now();
+      this.mainTimeouts = 0;
+      this.wedgedReplacements = 0;
       this.outcome(connNo, id, 0, r.partition, r.offset, '', bytes);
     }
   };
+
+  // ------------------------------------------------------------ a wedged main client
+
+  /**
+   * Each tick: a main client that delivered nothing for the wedge window while the broker
+   * answered (its records time out) is replaced. The broker's return restarts the window.
+   */
+  private checkWedged(now: number): void {
+    if (this.replacingMain || this.stopping || !this.kafkaConnected || !this.brokerUp || this.producer === null) return;
+    if (this.mainTimeouts < WEDGED_MIN_TIMEOUTS) return;
+    if (now - this.mainOkAt < wedgedAfterMs(this.cfg.messageTimeoutMs, this.wedgedReplacements)) return;
+    this.wedgedReplacements++;
+    void this.replaceMain(`nothing delivered for ${now - this.mainOkAt} ms while the broker answers; ${this.mainTimeouts} records timed out`);
+  }
+
+  /**
+   * A new main client takes over (connected first; if it cannot connect the old one stays);
+   * the old one reports what it holds (delivered, or failed by message.timeout.ms) and goes.
+   */
+  private async replaceMain(reason: string): Promise<void> {
+    if (this.replacingMain || this.stopping) return;
+    this.replacingMain = true;
+    try {
+      this.log.warn('replacing the Kafka client', { reason, replacements: this.clientReplacements });
+      const p = this.newProducer(this.conf, this.onDelivery, 'producer');
+      try {
+        await this.connectClient(p);
+      } catch (e) {
+        disconnectQuietly(p);
+        this.log.warn('the replacement Kafka client did not connect; the old one stays', { code: errCode(e), reason: errText(e) });
+        return;
+      }
+      if (this.stopping) {
+        disconnectQuietly(p);
+        return;
+      }
+      const old = this.producer;
+      this.producer = p;
+      this.clientReplacements++;
+      this.mainOkAt = Date.now();
+      this.mainTimeouts = 0;
+      if (old !== null) void this.retire(old);
+    } finally {
+      this.replacingMain = false;
+    }
+  }
+
+  /** Flushes a replaced client until its records have their reports, then disconnects it. */
+  private async retire(p: Producer): Promise<void> {
+    this.retired.add(p);
+    await new Promise<void>((resolve) => {
+      try {
+        p.flush(this.cfg.messageTimeoutMs + RETIRE_GRACE_MS, () => resolve());
+      } catch {
+        resolve();
+      }
+    });
+    // The last reports reach JavaScript a few turns after the flush.
+    await sleep(100);
+    this.retired.delete(p);
+    disconnectQuietly(p);
+  }
 
   // ------------------------------------------------------------ fire-and-forget epochs
 
@@ -1392,7 +1477,7 @@ export class ProducerService {
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     // 5. Let the client go (bounded: librdkafka may wait for in-flight requests).
     await Promise.all(
-      [this.producer, this.txnProducer, ...this.ffClients.map((c) => c.producer)].map(
+      [this.producer, this.txnProducer, ...this.retired, ...this.ffClients.map((c) => c.producer)].map(
         (c) =>
           new Promise<void>((resolve) => {
             if (c === null || !c.isConnected()) return resolve();

@@ -19,6 +19,7 @@ import {
   librdkafkaConfig,
   redactedLibrdkafkaConfig,
   transactionalId,
+  wedgedAfterMs,
   type KafkaConfig,
 } from '../../src/shared/kafka-config';
 import { describeLeaf, envVars } from '../../src/shared/schema';
@@ -277,6 +278,17 @@ describe('environment variables', () => {
     assert.deepEqual(issues({}, { SLUICE_KAFKA_IDEMPOTENCE: 'maybe' }), [
       'kafka.idempotence (from SLUICE_KAFKA_IDEMPOTENCE) SLUICE_KAFKA_IDEMPOTENCE must be true or false, got "maybe"',
     ]);
+  });
+});
+
+describe('wedged main client', () => {
+  test('waits twice message.timeout.ms, at least 10 s, doubling per replacement that did not help, at most 5 min', () => {
+    assert.equal(wedgedAfterMs(3000, 0), 10000);
+    assert.equal(wedgedAfterMs(30000, 0), 60000);
+    assert.equal(wedgedAfterMs(30000, 1), 120000);
+    assert.equal(wedgedAfterMs(3000, 3), 80000);
+    assert.equal(wedgedAfterMs(30000, 3), 300000);
+    assert.equal(wedgedAfterMs(300000, 0), 300000);
   });
 });
 

@@ -299,7 +299,7 @@ test('label values are escaped; hosts, breakers, pools, rate-limit table, worker
   const ejected = { ...closed, available: false, outlier: { ...closed.outlier, ejected: true, ejections: 2 } };
   const stats: ProducerStats = {
     at: 0, pid: 1, kafkaConnected: true, brokerUp: true, txnReady: false, connections: 2, received: 10, delivered: 8, failed: 2,
-    queueFull: 1, queueMessages: 3, queueBytes: 300, deliveredPerSec: 4, txnCommitted: 0, txnAborted: 0,
+    queueFull: 1, queueMessages: 3, queueBytes: 300, deliveredPerSec: 4, txnCommitted: 0, txnAborted: 0, clientReplacements: 1,
     librdkafka: { at: 0, msgCount: 3, msgBytes: 300, msgMax: 100000, msgBytesMax: 1 << 30, txMessages: 8, txMessageBytes: 800, txRequests: 2, txErrors: 0, brokersUp: 1, brokers: 1, rttAvgMs: 2, queueLatencyAvgMs: 1, outbufLatencyAvgMs: 0.5, batchBytesAvg: 400, batchCountAvg: 4 },
   };
   const text = renderPrometheus(
@@ -350,6 +350,7 @@ test('label values are escaped; hosts, breakers, pools, rate-limit table, worker
   assert.equal(value(p, 'sluice_kafka_queue_messages'), 3);
   assert.equal(value(p, 'sluice_kafka_records_delivered_total'), 8);
   assert.equal(value(p, 'sluice_kafka_records_failed_total'), 2);
+  assert.equal(value(p, 'sluice_kafka_client_replacements_total'), 1);
   assert.equal(value(p, 'sluice_librdkafka_rtt_avg_seconds'), 0.002);
   assert.equal(value(p, 'sluice_librdkafka_tx_messages_total'), 8);
   // Without Kafka, no Kafka families at all (and no rate-limit table without one).
