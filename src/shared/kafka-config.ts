@@ -70,6 +70,8 @@ export interface KafkaConfig {
   readonly flushTimeoutMs: number;
   /** Directory of the producer's Unix socket; "" = the OS temp dir. */
   readonly socketDir: string;
+  /** Fire-and-forget records (request events) through the native client (else two JS clients). */
+  readonly nativeFireAndForget: boolean;
 }
 
 /** librdkafka producer properties, as `new Producer(...)` takes them. */
@@ -291,6 +293,12 @@ export const KAFKA_SCHEMA: ObjectSchema = {
       10000,
       'SLUICE_KAFKA_FLUSH_TIMEOUT_MS',
     ),
+    nativeFireAndForget: {
+      kind: 'boolean',
+      default: true,
+      env: 'SLUICE_KAFKA_NATIVE_FIRE_AND_FORGET',
+      doc: "fire-and-forget records (request events) go from the link straight into librdkafka through the native addon; false = through the Kafka client's two fire-and-forget clients",
+    },
     socketDir: {
       kind: 'string',
       default: '',

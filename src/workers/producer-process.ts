@@ -78,6 +78,7 @@ import {
 } from '../shared/kafka-messages';
 import { jumpConsistentHash, keyHasher } from '../shared/kafka-partition';
 import { createLogger, type Logger } from '../shared/log';
+import { KAFKA_FF_NOT_HANDLED, KAFKA_FF_REFUSED, loadNative, type KafkaFf } from '../shared/native';
 import { assertNever } from '../shared/messages';
 
 const TWO_32 = 4294967296;
@@ -325,6 +326,8 @@ export class ProducerService {
 
   /** The fire-and-forget clients (none until both connected) and the one taking records. */
   private ffClients: FfClient[] = [];
+  /** The native fire-and-forget client (kafka.nativeFireAndForget), once connected. */
+  private ffNative: KafkaFf | null = null;
   private ffCurrent: FfClient | null = null;
   private ffStarting = false;
   /** A settle gives up waiting past this (shutdown's flush deadline). */
@@ -477,7 +480,7 @@ export class ProducerService {
       this.log.info('connected to Kafka', { brokers: this.cfg.brokers, attempts: attempt + 1 });
       this.setBrokerUp(true);
       this.drainWaiting();
-      void this.startFf();
+      if (!this.cfg.nativeFireAndForget || !this.startFfNative()) void this.startFf();
       return;
     }
   }
@@ -516,6 +519,79 @@ export class ProducerService {
     } finally {
       this.ffStarting = false;
     }
+  }
+
+  /**
+   * The native fire-and-forget client, on the same librdkafka and properties as the others
+   * (native/napi/src/kafka_ff.rs). False when it cannot be made (logged): the JavaScript
+   * fire-and-forget clients take its place.
+   */
+  private startFfNative(): boolean {
+    const props: string[] = [];
+    for (const [k, v] of Object.entries(this.conf)) props.push(k, String(v));
+    props.push('delivery.report.only.error', 'false');
+    try {
+      this.ffNative = new (loadNative().KafkaFf)(props);
+    } catch (e) {
+      this.log.error('native fire-and-forget client not available; using the JavaScript ones', { err: e });
+      return false;
+    }
+    this.log.debug('native fire-and-forget client started');
+    return true;
+  }
+
+  /** A PRODUCE frame the native client took (true), or one for the JavaScript path (false). */
+  private takeFfNative(ff: KafkaFf, conn: Conn, buf: Buffer, s: number, e: number): boolean {
+    if (this.waiting.length > 0) return false;
+    const r = ff.produce(buf, s, e, conn.no);
+    if (r === KAFKA_FF_NOT_HANDLED) return false;
+    conn.received++;
+    this.received++;
+    conn.pending++;
+    this.queued++;
+    if (r === KAFKA_FF_REFUSED) {
+      const code = ff.lastError();
+      if (code === KERR.QUEUE_FULL) this.queueFull++;
+      this.outcome(conn.no, 0, code, -1, -1, ff.errorText(code), 0);
+      return true;
+    }
+    this.queuedBytes += r;
+    return true;
+  }
+
+  /**
+   * Counts what the native client reported since the last call (each tick, and while
+   * shutting down), and hands its errors, log lines and statistics on.
+   */
+  private settleFfNative(ff: KafkaFf): void {
+    const o = ff.takeOutcomes();
+    for (let i = 0; i + 4 < o.length; i += 5) {
+      const connNo = o[i] as number;
+      const ok = o[i + 1] as number;
+      const failed = o[i + 2] as number;
+      this.queued -= ok + failed;
+      this.ffSettled += ok + failed;
+      this.queuedBytes -= o[i + 3] as number;
+      this.delivered += ok;
+      this.failed += failed;
+      if (ok > 0 && !this.brokerUp) this.setBrokerUp(true);
+      if (failed > 0) this.log.debug('fire-and-forget records failed', { failed, code: o[i + 4], reason: ff.errorText(o[i + 4] as number) });
+      const conn = this.conns.get(connNo);
+      if (conn === undefined) continue; // the link is gone: its worker counts the records as unknown
+      conn.pending -= ok + failed;
+      conn.delivered += ok;
+      conn.ffDelivered += ok;
+      conn.failed += failed;
+      conn.ffFailed += failed;
+      if (conn.readEnded) this.maybeFinish(conn);
+      else this.sendStatus(conn);
+    }
+    for (const ev of ff.takeEvents()) {
+      if (ev.kind === 'error') this.onClientError({ code: ev.code, message: ev.message, isFatal: false } as LibrdKafkaError, 'ff-native');
+      else this.onClientLog({ severity: ev.code, fac: ev.fac, message: ev.message }, 'ff-native');
+    }
+    const stats = ff.takeStats();
+    if (stats !== null) this.onStats({ message: stats }, 'ff-native');
   }
 
   /** Logs a failed attempt to bring a client up (a warning the first time) and waits `inMs`. */
@@ -654,6 +730,7 @@ export class ProducerService {
         return;
       }
       case FRAME.PRODUCE:
+        if (this.ffNative !== null && this.takeFfNative(this.ffNative, conn, buf, s, e)) return;
         decodeProduce(buf, s, e, this.rec);
         this.take(conn, this.rec);
         return;
@@ -753,6 +830,7 @@ export class ProducerService {
     }
     this.expireWaiting(now);
     this.checkWedged(now);
+    if (this.ffNative !== null) this.settleFfNative(this.ffNative);
     this.rotateFf();
     this.broadcastStatus();
   }
@@ -1411,6 +1489,12 @@ export class ProducerService {
     this.ffCurrent = null;
     this.ffDeadline = flushEnd;
     const ffDone = Promise.all(this.ffClients.map((c) => (c.epoch === null ? c.settling : this.settleFf(c))));
+    const ffn = this.ffNative;
+    let ffNativeDone: Promise<unknown> = Promise.resolve();
+    if (ffn !== null) {
+      ffn.startFlushing();
+      ffNativeDone = waitFor(() => ffn.outqLen() === 0, Math.max(0, flushEnd - Date.now()), 5);
+    }
     const p = this.producer;
     if (p !== null) {
       const remaining = Math.max(0, flushEnd - Date.now());
@@ -1423,6 +1507,8 @@ export class ProducerService {
       });
     }
     await ffDone;
+    await ffNativeDone;
+    if (ffn !== null) this.settleFfNative(ffn);
     await waitFor(() => (this.queued === 0 || this.waiting.length + this.metaWaitingCount === this.queued) && !this.txnBusy, Math.max(0, flushEnd - Date.now()) + 500, 5);
     const flushMs = Date.now() - flushStart;
     // 3. Take nothing more. Held records never reached librdkafka: they fail.
@@ -1446,6 +1532,8 @@ export class ProducerService {
         if (job.id !== 0) conn.writer.txnReport(job.id, KERR.PRODUCER_SHUTTING_DOWN, 'not produced: the producer shut down', [], []);
       }
     }
+    // What the native client reported meanwhile; what it still holds is undelivered.
+    if (ffn !== null) this.settleFfNative(ffn);
     // 4. Per-link accounting, final STATUS, close.
     const connections: ConnectionShutdownReport[] = [];
     const unknownAtShutdown = new Map<number, number>();
@@ -1475,7 +1563,11 @@ export class ProducerService {
     }
     if (this.statusTimer !== null) clearInterval(this.statusTimer);
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
-    // 5. Let the client go (bounded: librdkafka may wait for in-flight requests).
+    // 5. Let the clients go (bounded: librdkafka may wait for in-flight requests).
+    if (ffn !== null) {
+      ffn.close(0);
+      this.ffNative = null;
+    }
     await Promise.all(
       [this.producer, this.txnProducer, ...this.retired, ...this.ffClients.map((c) => c.producer)].map(
         (c) =>

@@ -99,9 +99,9 @@ describe('request events (real Sluice, real broker)', () => {
     await upstream?.close();
   });
 
-  function config(topic: string, events: Record<string, unknown>): Record<string, unknown> {
+  function config(topic: string, events: Record<string, unknown>, kafka: Record<string, unknown> = {}): Record<string, unknown> {
     return {
-      kafka: { brokers: IT_BROKERS, profile: 'latency', statisticsIntervalMs: 0 },
+      kafka: { brokers: IT_BROKERS, profile: 'latency', statisticsIntervalMs: 0, ...kafka },
       events: { enabled: true, topic, ...events },
       upstreams: {
         app: { hosts: [{ address: upstream.address }] },
@@ -114,132 +114,135 @@ describe('request events (real Sluice, real broker)', () => {
     };
   }
 
-  test('one event per request: fields, keys, request ids, gap-free sequence across workers, no sensitive headers', T, async () => {
-    const topic = uniqueTopic('events');
-    await createTopic(topic, 3);
-    const sluice = await startSluice(config(topic, { key: 'route+client', headers: ['x-user'] }));
-    running.push(sluice);
+  // Both fire-and-forget paths of the producer: the native client and the JavaScript ones.
+  for (const native of [true, false]) {
+    test(`one event per request: fields, keys, request ids, gap-free sequence across workers, no sensitive headers (${native ? 'native' : 'JavaScript'} fire-and-forget path)`, T, async () => {
+      const topic = uniqueTopic('events');
+      await createTopic(topic, 3);
+      const sluice = await startSluice(config(topic, { key: 'route+client', headers: ['x-user'] }, { nativeFireAndForget: native }));
+      running.push(sluice);
 
-    type Kind = 'ok' | 'none' | 'dead';
-    const kinds: Kind[] = [];
-    for (let i = 0; i < 90; i++) kinds.push((['ok', 'ok', 'none', 'dead', 'ok', 'none'] as const)[i % 6] as Kind);
-    const sent = await runLimited(
-      kinds.map((kind, i) => async () => {
-        const path = kind === 'ok' ? `/ok/${i}` : kind === 'dead' ? `/dead/${i}` : `/nowhere/${i}`;
-        const reply = await request(sluice.port, {
-          path,
-          headers: { 'x-user': `user-${i % 7}`, authorization: `Bearer secret-${i}`, cookie: `session=secret-${i}` },
-        });
-        return { kind, path, i, reply };
-      }),
-      10,
-    );
-    for (const s of sent) {
-      const want = s.kind === 'ok' ? 200 : s.kind === 'none' ? 404 : 502;
-      assert.equal(s.reply.status, want, `${s.path}: ${s.reply.body.toString()}`);
-    }
-    // The upstream got the Authorization header (proxied), the events below must not.
-    assert.ok(upstream.seen.some((r) => r.headers.authorization !== undefined));
-
-    const msgs = await readExactly(topic, sent.length);
-    assert.equal(msgs.length, sent.length, 'exactly one event per request');
-
-    const byId = new Map<string, { ev: Event; msg: Message }>();
-    for (const msg of msgs) {
-      const ev = eventOf(msg);
-      assert.ok(!byId.has(ev.requestId), `duplicate event for request ${ev.requestId}`);
-      byId.set(ev.requestId, { ev, msg });
-    }
-
-    const workers = new Set<number>();
-    const instances = new Set<string>();
-    for (const s of sent) {
-      const rid = header(s.reply, 'x-request-id');
-      const got = byId.get(rid);
-      assert.ok(got !== undefined, `no event for ${s.path} (request id ${rid})`);
-      const { ev, msg } = got;
-      workers.add(ev.worker);
-      instances.add(ev.instance);
-      assert.equal(ev.method, 'GET');
-      assert.equal(ev.path, s.path);
-      assert.equal(ev.status, s.reply.status);
-      assert.equal(ev.client, '127.0.0.1');
-      assert.match(ev.host, /^127\.0\.0\.1:\d+$/);
-      assert.equal(typeof ev.latencyMs, 'number');
-      assert.ok(ev.latencyMs >= 0);
-      assert.ok(Array.isArray(ev.flags));
-      // Every attempt lies inside the request (regression: an attempt's start was rounded to
-      // the millisecond before its duration was taken from it, so a fast connect refusal
-      // could come out negative). Each figure is rounded to the microsecond.
-      for (const a of ev.attempts ?? []) {
-        assert.ok(a.at >= 0 && a.ms >= 0 && a.at + a.ms <= ev.latencyMs + 0.002, `attempt outside the request: ${JSON.stringify(ev)}`);
+      type Kind = 'ok' | 'none' | 'dead';
+      const kinds: Kind[] = [];
+      for (let i = 0; i < 90; i++) kinds.push((['ok', 'ok', 'none', 'dead', 'ok', 'none'] as const)[i % 6] as Kind);
+      const sent = await runLimited(
+        kinds.map((kind, i) => async () => {
+          const path = kind === 'ok' ? `/ok/${i}` : kind === 'dead' ? `/dead/${i}` : `/nowhere/${i}`;
+          const reply = await request(sluice.port, {
+            path,
+            headers: { 'x-user': `user-${i % 7}`, authorization: `Bearer secret-${i}`, cookie: `session=secret-${i}` },
+          });
+          return { kind, path, i, reply };
+        }),
+        10,
+      );
+      for (const s of sent) {
+        const want = s.kind === 'ok' ? 200 : s.kind === 'none' ? 404 : 502;
+        assert.equal(s.reply.status, want, `${s.path}: ${s.reply.body.toString()}`);
       }
-      // Only the configured header, and never Authorization or Cookie.
-      assert.deepEqual(ev.headers, { 'x-user': `user-${s.i % 7}` });
-      const raw = msg.value?.toString('utf8') ?? '';
-      assert.ok(!raw.includes('secret-'), `sensitive header value leaked into the event: ${raw}`);
-      assert.ok(!/authorization|cookie/i.test(raw), `sensitive header name in the event: ${raw}`);
-      // Kafka header: the request id; key: route|client.
-      assert.equal(headerOf(msg, 'x-request-id'), rid);
-      assert.equal(msg.key?.toString(), `${ev.route}|127.0.0.1`);
+      // The upstream got the Authorization header (proxied), the events below must not.
+      assert.ok(upstream.seen.some((r) => r.headers.authorization !== undefined));
 
-      switch (s.kind) {
-        case 'ok':
-          assert.equal(ev.route, 'ok');
-          assert.equal(ev.upstream, 'app');
-          assert.equal(ev.upstreamHost, upstream.address);
-          assert.equal(ev.error, null);
-          assert.ok(ev.bytesOut > 0, 'bytesOut counts the proxied response');
-          assert.ok(Array.isArray(ev.attempts) && ev.attempts.length === 1, `attempts: ${JSON.stringify(ev.attempts)}`);
-          assert.equal(ev.attempts[0]?.host, upstream.address);
-          assert.equal(ev.attempts[0]?.outcome, '');
-          assert.ok((ev.attempts[0]?.ms ?? -1) >= 0);
-          break;
-        case 'dead':
-          assert.equal(ev.route, 'dead');
-          assert.equal(ev.upstream, 'gone');
-          assert.equal(ev.upstreamHost, `127.0.0.1:${dead}`);
-          assert.equal(ev.error, 'SLUICE_ERR_UPSTREAM_CONNECT');
-          assert.equal(header(s.reply, 'x-sluice-error'), 'SLUICE_ERR_UPSTREAM_CONNECT');
-          assert.ok(ev.flags.includes('UF'), `flags: ${JSON.stringify(ev.flags)}`);
-          assert.ok(Array.isArray(ev.attempts) && ev.attempts.length >= 1, `attempts: ${JSON.stringify(ev.attempts)}`);
-          for (const a of ev.attempts) {
-            assert.equal(a.host, `127.0.0.1:${dead}`);
-            assert.equal(a.outcome, 'SLUICE_ERR_UPSTREAM_CONNECT');
-            assert.ok(a.ms >= 0);
-          }
-          break;
-        case 'none':
-          assert.equal(ev.route, '');
-          assert.equal(ev.upstream, '');
-          assert.equal(ev.error, 'SLUICE_ERR_NO_ROUTE');
-          assert.equal(header(s.reply, 'x-sluice-error'), 'SLUICE_ERR_NO_ROUTE');
-          assert.ok(ev.attempts === null || ev.attempts.length === 0, `attempts: ${JSON.stringify(ev.attempts)}`);
-          break;
+      const msgs = await readExactly(topic, sent.length);
+      assert.equal(msgs.length, sent.length, 'exactly one event per request');
+
+      const byId = new Map<string, { ev: Event; msg: Message }>();
+      for (const msg of msgs) {
+        const ev = eventOf(msg);
+        assert.ok(!byId.has(ev.requestId), `duplicate event for request ${ev.requestId}`);
+        byId.set(ev.requestId, { ev, msg });
       }
-    }
-    assert.equal(instances.size, 1, 'one instance name');
-    assert.deepEqual([...workers].sort(), [0, 1], 'both workers produced events');
 
-    // Sequence numbers: strings of integers, unique, exactly 1..N (nothing was dropped).
-    const seqs = msgs.map((m) => eventOf(m).seq);
-    for (const q of seqs) assert.match(q, /^[1-9][0-9]*$/);
-    const sorted = seqs.map(Number).sort((a, b) => a - b);
-    assert.deepEqual(
-      sorted,
-      Array.from({ length: sent.length }, (_, i) => i + 1),
-    );
-    // Same key → same partition (keys go through the producer's partitioner).
-    const partOfKey = new Map<string, number>();
-    for (const m of msgs) {
-      const k = m.key?.toString() ?? '';
-      const p = partOfKey.get(k);
-      if (p === undefined) partOfKey.set(k, m.partition);
-      else assert.equal(m.partition, p, `key ${k} on two partitions`);
-    }
+      const workers = new Set<number>();
+      const instances = new Set<string>();
+      for (const s of sent) {
+        const rid = header(s.reply, 'x-request-id');
+        const got = byId.get(rid);
+        assert.ok(got !== undefined, `no event for ${s.path} (request id ${rid})`);
+        const { ev, msg } = got;
+        workers.add(ev.worker);
+        instances.add(ev.instance);
+        assert.equal(ev.method, 'GET');
+        assert.equal(ev.path, s.path);
+        assert.equal(ev.status, s.reply.status);
+        assert.equal(ev.client, '127.0.0.1');
+        assert.match(ev.host, /^127\.0\.0\.1:\d+$/);
+        assert.equal(typeof ev.latencyMs, 'number');
+        assert.ok(ev.latencyMs >= 0);
+        assert.ok(Array.isArray(ev.flags));
+        // Every attempt lies inside the request (regression: an attempt's start was rounded to
+        // the millisecond before its duration was taken from it, so a fast connect refusal
+        // could come out negative). Each figure is rounded to the microsecond.
+        for (const a of ev.attempts ?? []) {
+          assert.ok(a.at >= 0 && a.ms >= 0 && a.at + a.ms <= ev.latencyMs + 0.002, `attempt outside the request: ${JSON.stringify(ev)}`);
+        }
+        // Only the configured header, and never Authorization or Cookie.
+        assert.deepEqual(ev.headers, { 'x-user': `user-${s.i % 7}` });
+        const raw = msg.value?.toString('utf8') ?? '';
+        assert.ok(!raw.includes('secret-'), `sensitive header value leaked into the event: ${raw}`);
+        assert.ok(!/authorization|cookie/i.test(raw), `sensitive header name in the event: ${raw}`);
+        // Kafka header: the request id; key: route|client.
+        assert.equal(headerOf(msg, 'x-request-id'), rid);
+        assert.equal(msg.key?.toString(), `${ev.route}|127.0.0.1`);
 
-    assert.equal(await sluice.stop(), 0);
-  });
+        switch (s.kind) {
+          case 'ok':
+            assert.equal(ev.route, 'ok');
+            assert.equal(ev.upstream, 'app');
+            assert.equal(ev.upstreamHost, upstream.address);
+            assert.equal(ev.error, null);
+            assert.ok(ev.bytesOut > 0, 'bytesOut counts the proxied response');
+            assert.ok(Array.isArray(ev.attempts) && ev.attempts.length === 1, `attempts: ${JSON.stringify(ev.attempts)}`);
+            assert.equal(ev.attempts[0]?.host, upstream.address);
+            assert.equal(ev.attempts[0]?.outcome, '');
+            assert.ok((ev.attempts[0]?.ms ?? -1) >= 0);
+            break;
+          case 'dead':
+            assert.equal(ev.route, 'dead');
+            assert.equal(ev.upstream, 'gone');
+            assert.equal(ev.upstreamHost, `127.0.0.1:${dead}`);
+            assert.equal(ev.error, 'SLUICE_ERR_UPSTREAM_CONNECT');
+            assert.equal(header(s.reply, 'x-sluice-error'), 'SLUICE_ERR_UPSTREAM_CONNECT');
+            assert.ok(ev.flags.includes('UF'), `flags: ${JSON.stringify(ev.flags)}`);
+            assert.ok(Array.isArray(ev.attempts) && ev.attempts.length >= 1, `attempts: ${JSON.stringify(ev.attempts)}`);
+            for (const a of ev.attempts) {
+              assert.equal(a.host, `127.0.0.1:${dead}`);
+              assert.equal(a.outcome, 'SLUICE_ERR_UPSTREAM_CONNECT');
+              assert.ok(a.ms >= 0);
+            }
+            break;
+          case 'none':
+            assert.equal(ev.route, '');
+            assert.equal(ev.upstream, '');
+            assert.equal(ev.error, 'SLUICE_ERR_NO_ROUTE');
+            assert.equal(header(s.reply, 'x-sluice-error'), 'SLUICE_ERR_NO_ROUTE');
+            assert.ok(ev.attempts === null || ev.attempts.length === 0, `attempts: ${JSON.stringify(ev.attempts)}`);
+            break;
+        }
+      }
+      assert.equal(instances.size, 1, 'one instance name');
+      assert.deepEqual([...workers].sort(), [0, 1], 'both workers produced events');
+
+      // Sequence numbers: strings of integers, unique, exactly 1..N (nothing was dropped).
+      const seqs = msgs.map((m) => eventOf(m).seq);
+      for (const q of seqs) assert.match(q, /^[1-9][0-9]*$/);
+      const sorted = seqs.map(Number).sort((a, b) => a - b);
+      assert.deepEqual(
+        sorted,
+        Array.from({ length: sent.length }, (_, i) => i + 1),
+      );
+      // Same key → same partition (keys go through the producer's partitioner).
+      const partOfKey = new Map<string, number>();
+      for (const m of msgs) {
+        const k = m.key?.toString() ?? '';
+        const p = partOfKey.get(k);
+        if (p === undefined) partOfKey.set(k, m.partition);
+        else assert.equal(m.partition, p, `key ${k} on two partitions`);
+      }
+
+      assert.equal(await sluice.stop(), 0);
+    });
+  }
 
   test('key header:x-user keys each event by that header; Authorization only when explicitly allowed', T, async () => {
     const topic = uniqueTopic('events-key');

@@ -92,9 +92,13 @@ async function kafkaConnected(h: Harness): Promise<void> {
   await waitUntil(() => h.link.status().producer?.kafkaConnected === true && h.link.brokerUp, 60000, () => `the producer to reach Kafka; logs:\n${h.logs.slice(-20).join('\n')}`);
 }
 
-/** The producer's fire-and-forget clients are connected (unordered records take them from now on). */
+/**
+ * The producer's fire-and-forget clients are connected (unordered records take them from now
+ * on): the native one (kafka.nativeFireAndForget, the default) or the two JavaScript ones.
+ */
 async function ffClientsUp(h: Harness): Promise<void> {
-  await waitUntil(() => h.logs.some((l) => l.includes('fire-and-forget clients connected')), 60000, () => `the fire-and-forget clients; logs:\n${h.logs.slice(-20).join('\n')}`);
+  const up = h.config.nativeFireAndForget ? 'native fire-and-forget client started' : 'fire-and-forget clients connected';
+  await waitUntil(() => h.logs.some((l) => l.includes(up)), 60000, () => `the fire-and-forget clients; logs:\n${h.logs.slice(-20).join('\n')}`);
 }
 
 const hex = (b: Buffer | null | undefined): string | null => (b == null ? null : b.toString('hex'));
@@ -220,48 +224,50 @@ describe('Kafka delivery through KafkaLink and the producer process (real broker
     await dispose(h);
   });
 
-  test('unordered fire-and-forget records take the report-on-error clients: exact delivered counts, live and after shutdown', T, async () => {
-    const topic = uniqueTopic('unordered');
-    await createTopic(topic, 3);
-    const h = await harness({ lingerMs: 50 });
-    await kafkaConnected(h);
-    await ffClientsUp(h);
-    const n = 3000;
-    // Several bursts, so that the records span several epochs (they turn every STATUS interval, 100 ms here).
-    for (let burst = 0; burst < 3; burst++) {
-      for (let i = 0; i < n / 3; i++) assert.equal(h.link.produce({ topic, key: `k${i % 7}`, value: `u-${burst}-${i}`, unordered: true }), true);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    // With a callback, `unordered` is ignored: the record gets its own report.
-    const sync = await produceSync(h.link, { topic, value: 'sync', unordered: true });
-    assert.equal(sync.err, null);
-    assert.ok(sync.offset >= 0);
-    await waitUntil(() => h.link.status().delivered === n + 1, 60000, () => `delivered == ${n + 1}: ${JSON.stringify(h.link.status())}`);
-    let s = h.link.status();
-    assert.deepEqual([s.enqueued, s.delivered, s.failed, s.unknown, s.inFlight], [n + 1, n + 1, 0, 0, 0]);
-    // Records still in an epoch when the producer shuts down: its flush settles them exactly.
-    const late = 500;
-    for (let i = 0; i < late; i++) assert.equal(h.link.produce({ topic, value: `late-${i}`, unordered: true }), true);
-    await waitUntil(() => h.link.status().producer?.connReceived === n + 1 + late, 20000, 'the producer to take the late records');
-    const result = await h.sup.shutdown({ reason: 'test' });
-    assert.equal(result.exitCode, 0);
-    assert.ok(result.report);
-    assert.equal(result.report.undelivered, 0);
-    assert.equal(result.report.delivered, n + 1 + late);
-    assert.deepEqual(result.report.connections.map((c) => [c.received, c.delivered, c.failed, c.undelivered]), [[n + 1 + late, n + 1 + late, 0, 0]]);
-    s = h.link.status();
-    assert.deepEqual([s.enqueued, s.delivered, s.failed, s.unknown, s.inFlight], [n + 1 + late, n + 1 + late, 0, 0, 0], JSON.stringify(s));
-    assert.equal(s.producer?.final, true);
-    // Every unordered record went through the fire-and-forget clients (the sync one did not).
-    assert.ok(
-      h.logs.some((l) => new RegExp(`"ffSettled":${n + late}\\b`).test(l)),
-      `ffSettled ${n + late} in the shutdown log:\n${h.logs.filter((l) => l.includes('producer flushed')).join('\n')}`,
-    );
-    h.link.destroy();
-    const msgs = await readTopic(topic, { partitions: 3, until: (m) => m.length >= n + 1 + late });
-    assert.equal(msgs.length, n + 1 + late);
-    assert.equal(new Set(msgs.map(valueText)).size, n + 1 + late);
-  });
+  for (const native of [true, false]) {
+    test(`unordered fire-and-forget records take the ${native ? 'native client' : 'report-on-error clients'}: exact delivered counts, live and after shutdown`, T, async () => {
+      const topic = uniqueTopic('unordered');
+      await createTopic(topic, 3);
+      const h = await harness({ lingerMs: 50, nativeFireAndForget: native });
+      await kafkaConnected(h);
+      await ffClientsUp(h);
+      const n = 3000;
+      // Several bursts, so that the records span several epochs (they turn every STATUS interval, 100 ms here).
+      for (let burst = 0; burst < 3; burst++) {
+        for (let i = 0; i < n / 3; i++) assert.equal(h.link.produce({ topic, key: `k${i % 7}`, value: `u-${burst}-${i}`, unordered: true }), true);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      // With a callback, `unordered` is ignored: the record gets its own report.
+      const sync = await produceSync(h.link, { topic, value: 'sync', unordered: true });
+      assert.equal(sync.err, null);
+      assert.ok(sync.offset >= 0);
+      await waitUntil(() => h.link.status().delivered === n + 1, 60000, () => `delivered == ${n + 1}: ${JSON.stringify(h.link.status())}`);
+      let s = h.link.status();
+      assert.deepEqual([s.enqueued, s.delivered, s.failed, s.unknown, s.inFlight], [n + 1, n + 1, 0, 0, 0]);
+      // Records still in an epoch when the producer shuts down: its flush settles them exactly.
+      const late = 500;
+      for (let i = 0; i < late; i++) assert.equal(h.link.produce({ topic, value: `late-${i}`, unordered: true }), true);
+      await waitUntil(() => h.link.status().producer?.connReceived === n + 1 + late, 20000, 'the producer to take the late records');
+      const result = await h.sup.shutdown({ reason: 'test' });
+      assert.equal(result.exitCode, 0);
+      assert.ok(result.report);
+      assert.equal(result.report.undelivered, 0);
+      assert.equal(result.report.delivered, n + 1 + late);
+      assert.deepEqual(result.report.connections.map((c) => [c.received, c.delivered, c.failed, c.undelivered]), [[n + 1 + late, n + 1 + late, 0, 0]]);
+      s = h.link.status();
+      assert.deepEqual([s.enqueued, s.delivered, s.failed, s.unknown, s.inFlight], [n + 1 + late, n + 1 + late, 0, 0, 0], JSON.stringify(s));
+      assert.equal(s.producer?.final, true);
+      // Every unordered record went through the fire-and-forget clients (the sync one did not).
+      assert.ok(
+        h.logs.some((l) => new RegExp(`"ffSettled":${n + late}\\b`).test(l)),
+        `ffSettled ${n + late} in the shutdown log:\n${h.logs.filter((l) => l.includes('producer flushed')).join('\n')}`,
+      );
+      h.link.destroy();
+      const msgs = await readTopic(topic, { partitions: 3, until: (m) => m.length >= n + 1 + late });
+      assert.equal(msgs.length, n + 1 + late);
+      assert.equal(new Set(msgs.map(valueText)).size, n + 1 + late);
+    });
+  }
 
   test('a full queue is backpressure: coded errors, counted, never a crash', T, async () => {
     const topic = uniqueTopic('full');
@@ -285,6 +291,12 @@ describe('Kafka delivery through KafkaLink and the producer process (real broker
     for (let i = 0; i < 300; i++) h.link.produce({ topic, value: `ff${i}` });
     await waitUntil(() => h.link.status().inFlight === 0, 30000, 'fire-and-forget outcomes');
     assert.ok(h.link.status().failed > before, 'fire-and-forget queue-full failures are counted');
+    // Unordered ones meet the fire-and-forget client's own queue: the same.
+    await ffClientsUp(h);
+    const beforeUnordered = h.link.status().failed;
+    for (let i = 0; i < 300; i++) h.link.produce({ topic, value: `u${i}`, unordered: true });
+    await waitUntil(() => h.link.status().inFlight === 0, 30000, 'unordered outcomes');
+    assert.ok(h.link.status().failed > beforeUnordered, 'unordered queue-full failures are counted');
     await waitUntil(() => (h.sup.stats()?.queueFull ?? 0) > 0, 5000, 'queueFull in the producer stats');
     // Still the same process, still delivering.
     assert.equal(h.sup.pid, pid);

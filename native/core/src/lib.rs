@@ -5,12 +5,15 @@
 //!
 //! - [`head`]: one-call HTTP/1.1 response-head parser that reports offsets, never strings.
 //! - [`hash`]: key hashing (xxh3-64) and crc32 (for nginx-compatible ketama placement).
+//! - [`frames`]: the producer link's `PRODUCE` body read in place (the native fire-and-forget
+//!   Kafka path).
 //! - [`ring`]: ketama ring and Maglev table builders, packed into one `u32` array each, plus
 //!   lookups (plain, bounded fallback walk with an eligibility mask, bounded load).
 //!
 //! Nothing here allocates per lookup or per parsed head, blocks, or panics on any input
 //! (malformed tables and heads produce error values instead).
 
+pub mod frames;
 pub mod hash;
 pub mod head;
 pub mod ring;

@@ -22,6 +22,8 @@ use napi_derive::napi;
 
 use sluice_core::{hash, head, ring};
 
+mod kafka_ff;
+
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
 }

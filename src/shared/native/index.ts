@@ -81,10 +81,46 @@ export interface NativeAddon extends NativeApi {
    * owns it. Throws with the OS error (EADDRINUSE, EACCES, ...) naming the address.
    */
   listenReusePort(host: string, port: number, backlog: number): number;
+  /**
+   * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
+   * (native/napi/src/kafka_ff.rs); only in the producer process, after
+   * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
+   * fire-and-forget clients (src/workers/producer-process.ts).
+   */
+  KafkaFf: new (properties: readonly string[]) => KafkaFf;
+}
+
+/** A PRODUCE body for this client was not a fire-and-forget record: decode it in JavaScript. */
+export const KAFKA_FF_NOT_HANDLED = -1;
+/** librdkafka refused the record (`lastError()` gives its code). */
+export const KAFKA_FF_REFUSED = -2;
+
+/** See NativeAddon.KafkaFf and native/napi/src/kafka_ff.rs. */
+export interface KafkaFf {
+  /**
+   * Produces the PRODUCE body `buf[start, end)` of link `connNo` if it is a fire-and-forget
+   * record (id 0, unordered, not partitioned by key hash): its key + value bytes, else
+   * KAFKA_FF_NOT_HANDLED or KAFKA_FF_REFUSED.
+   */
+  produce(buf: Uint8Array, start: number, end: number, connNo: number): number;
+  lastError(): number;
+  errorText(code: number): string;
+  /** Outcomes since the last call: `[connNo, delivered, failed, bytes, lastError]` per link. */
+  takeOutcomes(): number[];
+  /** librdkafka errors (`kind` "error", `code`) and log lines (`kind` "log", `code` = syslog level). */
+  takeEvents(): { kind: string; code: number; fac: string; message: string }[];
+  droppedEvents(): number;
+  takeStats(): string | null;
+  outqLen(): number;
+  /** Records are sent at once from now on (shutdown). */
+  startFlushing(): void;
+  /** Fails what is left (reported and counted), waits up to `waitMs` for the reports, destroys. */
+  close(waitMs: number): void;
 }
 
 const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'listenReusePort',
+  'KafkaFf',
   'parseResponseHead',
   'hashKey',
   'crc32',

@@ -1,0 +1,190 @@
+//! The body of a `PRODUCE` frame of the worker → producer link (docs/kafka.md, "Frame
+//! format"), read in place: the native fire-and-forget path of the producer process hands the
+//! slices straight to librdkafka. `src/shared/kafka-frames.ts` (`decodeProduce`) is the
+//! JavaScript twin; test/integration/kafka-events.test.ts sends the same events through both
+//! paths to a real broker and compares what arrives.
+//!
+//! Little-endian. Body: `u32 id`, then the record: `i32 partition` · `u8 flags` · `u64
+//! timestamp` (two `u32`, low first) · `u16 topicLength`, topic · `u32 keyLength`, key · `u16
+//! headerCount`, per header `u16 nameLength`, name, `u32 valueLength`, value · `u32
+//! valueLength`, value.
+
+/// Record flags.
+pub const RF_HASH_KEY: u8 = 1;
+pub const RF_KEY_NULL: u8 = 2;
+pub const RF_VALUE_NULL: u8 = 4;
+pub const RF_UNORDERED: u8 = 8;
+
+/// Most headers a record may carry here; a record with more takes the JavaScript path.
+pub const MAX_HEADERS: usize = 8;
+
+/// One `PRODUCE` body, as slices of the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Produce<'a> {
+    pub id: u32,
+    /// -1 = the producer decides.
+    pub partition: i32,
+    pub flags: u8,
+    /// Milliseconds since the epoch; 0 = now.
+    pub timestamp: i64,
+    pub topic: &'a [u8],
+    pub key: Option<&'a [u8]>,
+    pub headers: [(&'a [u8], &'a [u8]); MAX_HEADERS],
+    pub header_count: usize,
+    pub value: Option<&'a [u8]>,
+    /// Key + value lengths as framed: what the producer counts as the record's bytes.
+    pub bytes: u32,
+}
+
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// Shorter than its lengths say, or bytes after the value.
+    Malformed,
+    /// More than [`MAX_HEADERS`] headers (valid, but not for this path).
+    TooManyHeaders,
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    p: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        let end = self.p.checked_add(n).ok_or(FrameError::Malformed)?;
+        let s = self.b.get(self.p..end).ok_or(FrameError::Malformed)?;
+        self.p = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, FrameError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        let s = self.take(2)?;
+        Ok(u16::from_le_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+}
+
+/// Reads a `PRODUCE` body (the bytes after the frame's type byte).
+pub fn parse_produce(body: &[u8]) -> Result<Produce<'_>, FrameError> {
+    let mut r = Reader { b: body, p: 0 };
+    let id = r.u32()?;
+    let partition = r.u32()? as i32;
+    let flags = r.u8()?;
+    let lo = r.u32()? as u64;
+    let hi = r.u32()? as u64;
+    let timestamp = ((hi << 32) | lo) as i64;
+    let tl = r.u16()? as usize;
+    let topic = r.take(tl)?;
+    let kl = r.u32()?;
+    let key_bytes = r.take(kl as usize)?;
+    let hn = r.u16()? as usize;
+    if hn > MAX_HEADERS {
+        return Err(FrameError::TooManyHeaders);
+    }
+    let mut headers: [(&[u8], &[u8]); MAX_HEADERS] = [(&[], &[]); MAX_HEADERS];
+    for h in headers.iter_mut().take(hn) {
+        let nl = r.u16()? as usize;
+        let name = r.take(nl)?;
+        let vl = r.u32()? as usize;
+        *h = (name, r.take(vl)?);
+    }
+    let vl = r.u32()?;
+    let value_bytes = r.take(vl as usize)?;
+    if r.p != body.len() {
+        return Err(FrameError::Malformed);
+    }
+    Ok(Produce {
+        id,
+        partition: if partition < 0 { -1 } else { partition },
+        flags,
+        timestamp,
+        topic,
+        key: if flags & RF_KEY_NULL != 0 { None } else { Some(key_bytes) },
+        headers,
+        header_count: hn,
+        value: if flags & RF_VALUE_NULL != 0 { None } else { Some(value_bytes) },
+        bytes: kl.wrapping_add(vl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(id: u32, partition: i32, flags: u8, ts: u64, topic: &str, key: &[u8], headers: &[(&str, &[u8])], value: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&id.to_le_bytes());
+        b.extend_from_slice(&partition.to_le_bytes());
+        b.push(flags);
+        b.extend_from_slice(&(ts as u32).to_le_bytes());
+        b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        b.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+        b.extend_from_slice(topic.as_bytes());
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(key);
+        b.extend_from_slice(&(headers.len() as u16).to_le_bytes());
+        for (n, v) in headers {
+            b.extend_from_slice(&(n.len() as u16).to_le_bytes());
+            b.extend_from_slice(n.as_bytes());
+            b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            b.extend_from_slice(v);
+        }
+        b.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        b.extend_from_slice(value);
+        b
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let b = body(7, -1, RF_UNORDERED, 1_700_000_000_123, "events", b"route|1.2.3.4", &[("x-request-id", b"abc")], b"{\"a\":1}");
+        let p = parse_produce(&b).unwrap();
+        assert_eq!(p.id, 7);
+        assert_eq!(p.partition, -1);
+        assert_eq!(p.flags, RF_UNORDERED);
+        assert_eq!(p.timestamp, 1_700_000_000_123);
+        assert_eq!(p.topic, b"events");
+        assert_eq!(p.key, Some(&b"route|1.2.3.4"[..]));
+        assert_eq!(p.header_count, 1);
+        assert_eq!(p.headers[0], (&b"x-request-id"[..], &b"abc"[..]));
+        assert_eq!(p.value, Some(&b"{\"a\":1}"[..]));
+        assert_eq!(p.bytes, 13 + 7);
+    }
+
+    #[test]
+    fn null_key_and_value_and_negative_partitions() {
+        let b = body(0, -5, RF_KEY_NULL | RF_VALUE_NULL, 0, "t", b"", &[], b"");
+        let p = parse_produce(&b).unwrap();
+        assert_eq!(p.partition, -1);
+        assert_eq!(p.key, None);
+        assert_eq!(p.value, None);
+        assert_eq!(p.bytes, 0);
+        let b = body(0, 3, 0, 0, "t", b"", &[], b"");
+        assert_eq!(parse_produce(&b).unwrap().key, Some(&b""[..]));
+        assert_eq!(parse_produce(&b).unwrap().partition, 3);
+    }
+
+    #[test]
+    fn refuses_short_long_and_header_heavy_bodies() {
+        let b = body(1, -1, 0, 0, "topic", b"k", &[("h", b"v")], b"value");
+        for cut in 0..b.len() {
+            assert_eq!(parse_produce(&b[..cut]).unwrap_err(), FrameError::Malformed, "cut at {cut}");
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert_eq!(parse_produce(&long).unwrap_err(), FrameError::Malformed);
+        let many: Vec<(&str, &[u8])> = (0..=MAX_HEADERS).map(|_| ("h", &b"v"[..])).collect();
+        let b = body(1, -1, 0, 0, "t", b"", &many, b"");
+        assert_eq!(parse_produce(&b).unwrap_err(), FrameError::TooManyHeaders);
+        // A length that overflows the position is malformed, not a panic.
+        let mut huge = body(1, -1, 0, 0, "t", b"", &[], b"");
+        let at = huge.len() - 4;
+        huge[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse_produce(&huge).unwrap_err(), FrameError::Malformed);
+    }
+}
