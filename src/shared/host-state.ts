@@ -273,6 +273,11 @@ export function allocHostState(capacity: number): SharedArrayBuffer {
   return new SharedArrayBuffer(hostStateBytes(capacity));
 }
 
+/** The panic rule (see HostStateTable.panic): fewer than `panicThresholdPercent` % of `hosts` available. */
+export function inPanic(available: number, hosts: number, panicThresholdPercent: number): boolean {
+  return available * 100 < panicThresholdPercent * hosts;
+}
+
 export class HostStateTable {
   readonly capacity: number;
   /**
@@ -761,7 +766,7 @@ export class HostStateTable {
   panic(groupSlots: readonly number[], panicThresholdPercent = 50): boolean {
     let available = 0;
     for (const s of groupSlots) if (this.isAvailable(s)) available++;
-    return available * 100 < panicThresholdPercent * groupSlots.length;
+    return inPanic(available, groupSlots.length, panicThresholdPercent);
   }
 
   /**

@@ -282,9 +282,12 @@ export class RateLimitTable {
     this.clock = clock;
   }
 
-  /** Table time: whole ms since the epoch, as int32 (wraps after 24.8 days; compared wrap-aware). */
-  private tableNow(): number {
-    return Math.floor(this.clock() - this.epoch) | 0;
+  /**
+   * Table time of `now` (monoMs; default: the clock): whole ms since the epoch, as int32
+   * (wraps after 24.8 days; compared wrap-aware).
+   */
+  private tableNow(now: number = this.clock()): number {
+    return Math.floor(now - this.epoch) | 0;
   }
 
   /** The (hi, lo) identity this table stores for `key` in namespace `ns` (for tests and inspection). */
@@ -308,7 +311,7 @@ export class RateLimitTable {
     // The namespace goes into the hash's start state, so keys of different zones or routes
     // stay apart without building and hashing a "namespace\nkey" string.
     hashKeyInto(key, this.seedLo ^ ns.lo, this.seedHi ^ ns.hi);
-    const t = Math.floor(now - this.epoch) | 0;
+    const t = this.tableNow(now);
     let b = this.lookup(keyHi, keyLo);
     if (b < 0) b = this.entryFor(keyHi, keyLo, t, policy);
     if (b < 0) return 0;

@@ -164,38 +164,26 @@ export class JsonBytes {
 
 const HEX = '0123456789abcdef';
 
+/** JSON.stringify's two-character escapes: the character, and the letter after the backslash. */
+const SHORT_ESCAPED = '"\\\b\t\n\f\r';
+const SHORT_LETTER = '"\\btnfr';
+/** By ASCII code: the letter of its two-character escape, or 0 (escaped as \u00XX). */
+const SHORT_ESCAPE = new Uint8Array(0x80);
+for (let i = 0; i < SHORT_ESCAPED.length; i++) SHORT_ESCAPE[SHORT_ESCAPED.charCodeAt(i)] = SHORT_LETTER.charCodeAt(i);
+
 /** Control characters (below 0x20), '"' and '\' as JSON.stringify escapes them. */
 function escapeAscii(b: Buffer, o: number, c: number): number {
   b[o++] = 0x5c;
-  switch (c) {
-    case 0x22:
-      b[o++] = 0x22;
-      return o;
-    case 0x5c:
-      b[o++] = 0x5c;
-      return o;
-    case 0x08:
-      b[o++] = 0x62; // b
-      return o;
-    case 0x09:
-      b[o++] = 0x74; // t
-      return o;
-    case 0x0a:
-      b[o++] = 0x6e; // n
-      return o;
-    case 0x0c:
-      b[o++] = 0x66; // f
-      return o;
-    case 0x0d:
-      b[o++] = 0x72; // r
-      return o;
-    default:
-      // The other control characters, below 0x20.
-      b[o++] = 0x75; // u
-      b[o++] = 0x30;
-      b[o++] = 0x30;
-      b[o++] = HEX.charCodeAt(c >> 4);
-      b[o++] = HEX.charCodeAt(c & 15);
-      return o;
+  const short = SHORT_ESCAPE[c] as number;
+  if (short !== 0) {
+    b[o++] = short;
+    return o;
   }
+  // The other control characters, below 0x20.
+  b[o++] = 0x75; // u
+  b[o++] = 0x30;
+  b[o++] = 0x30;
+  b[o++] = HEX.charCodeAt(c >> 4);
+  b[o++] = HEX.charCodeAt(c & 15);
+  return o;
 }

@@ -545,17 +545,14 @@ export class ProducerService {
     if (this.waiting.length > 0) return false;
     const r = ff.produce(buf, s, e, conn.no);
     if (r === KAFKA_FF_NOT_HANDLED) return false;
-    conn.received++;
-    this.received++;
-    conn.pending++;
-    this.queued++;
-    if (r === KAFKA_FF_REFUSED) {
-      const code = ff.lastError();
-      if (code === KERR.QUEUE_FULL) this.queueFull++;
-      this.outcome(conn.no, 0, code, -1, -1, ff.errorText(code), 0);
+    if (r !== KAFKA_FF_REFUSED) {
+      this.taken(conn, r);
       return true;
     }
-    this.queuedBytes += r;
+    // Refused: counted as taken with no bytes (the client did not say how many), then failed.
+    this.taken(conn, 0);
+    const code = ff.lastError();
+    this.produceRefused(conn.no, 0, -1, 0, { code, message: ff.errorText(code) });
     return true;
   }
 
@@ -566,26 +563,16 @@ export class ProducerService {
   private settleFfNative(ff: KafkaFf): void {
     const o = ff.takeOutcomes();
     for (let i = 0; i + 4 < o.length; i += 5) {
-      const connNo = o[i] as number;
       const ok = o[i + 1] as number;
       const failed = o[i + 2] as number;
-      this.queued -= ok + failed;
-      this.ffSettled += ok + failed;
-      this.queuedBytes -= o[i + 3] as number;
-      this.delivered += ok;
-      this.failed += failed;
-      if (ok > 0 && !this.brokerUp) this.setBrokerUp(true);
+      this.ffSettledTotal(ok + failed, failed, o[i + 3] as number);
       if (failed > 0) this.log.debug('fire-and-forget records failed', { failed, code: o[i + 4], reason: ff.errorText(o[i + 4] as number) });
-      const conn = this.conns.get(connNo);
-      if (conn === undefined) continue; // the link is gone: its worker counts the records as unknown
-      conn.pending -= ok + failed;
-      conn.delivered += ok;
-      conn.ffDelivered += ok;
-      conn.failed += failed;
-      conn.ffFailed += failed;
-      if (conn.readEnded) this.maybeFinish(conn);
-      else this.sendStatus(conn);
+      const conn = this.conns.get(o[i] as number);
+      // A link that is gone: its worker counts the records as unknown.
+      if (conn !== undefined) this.ffSettledOn(conn, ok, failed, 0);
     }
+    const lost = ff.takeDroppedEvents();
+    if (lost > 0) this.log.warn('librdkafka errors and log lines dropped (more than 1000 between two ticks)', { client: 'ff-native', dropped: lost });
     for (const ev of ff.takeEvents()) {
       if (ev.kind === 'error') this.onClientError({ code: ev.code, message: ev.message, isFatal: false } as LibrdKafkaError, 'ff-native');
       else this.onClientLog({ severity: ev.code, fac: ev.fac, message: ev.message }, 'ff-native');
@@ -864,13 +851,18 @@ export class ProducerService {
 
   // ------------------------------------------------------------ records
 
-  /** A PRODUCE record: counted as taken, then produced, held, or refused at once. */
-  private take(conn: Conn, r: DecodedRecord): void {
+  /** A record read from a link: counted as taken (its outcome will be counted once). */
+  private taken(conn: Conn, bytes: number): void {
     conn.received++;
     this.received++;
     conn.pending++;
     this.queued++;
-    this.queuedBytes += r.bytes;
+    this.queuedBytes += bytes;
+  }
+
+  /** A PRODUCE record: counted as taken, then produced, held, or refused at once. */
+  private take(conn: Conn, r: DecodedRecord): void {
+    this.taken(conn, r.bytes);
     if (this.producer === null || this.waiting.length > 0) {
       const cap = this.cfg.queueMaxMessages;
       if (this.waiting.length >= cap || this.waitingBytes + r.bytes > this.cfg.queueMaxKBytes * 1024) {
@@ -1131,33 +1123,46 @@ export class ProducerService {
    * link's records failed, else the link's records of the epoch are `unknown` to it.
    */
   private settleEpoch(ep: FfEpoch): void {
-    const ok = ep.records - ep.failed;
-    this.ffSettled += ep.records;
-    this.queued -= ep.records;
-    this.queuedBytes -= ep.bytes;
-    this.delivered += ok;
-    this.failed += ep.failed;
-    if (ok > 0 && !this.brokerUp) this.setBrokerUp(true);
+    this.ffSettledTotal(ep.records, ep.failed, ep.bytes);
     for (const [connNo, n] of ep.perConn) {
       const conn = this.conns.get(connNo);
       if (conn === undefined) continue; // the link is gone: its worker counts the records as unknown
-      conn.pending -= n;
       if (ep.failed === 0) {
-        conn.delivered += n;
-        conn.ffDelivered += n;
+        this.ffSettledOn(conn, n, 0, 0);
       } else if (ep.failed === ep.records || ep.perConn.size === 1) {
         const f = Math.min(n, ep.failed);
-        conn.delivered += n - f;
-        conn.ffDelivered += n - f;
-        conn.failed += f;
-        conn.ffFailed += f;
+        this.ffSettledOn(conn, n - f, f, 0);
       } else {
-        conn.ffUnknown += n;
+        this.ffSettledOn(conn, 0, 0, n);
       }
-      if (conn.readEnded) this.maybeFinish(conn);
-      else this.sendStatus(conn);
     }
     if (ep.failed > 0) this.log.debug('fire-and-forget epoch settled with failures', { records: ep.records, failed: ep.failed, links: ep.perConn.size });
+  }
+
+  /**
+   * Fire-and-forget records settled in bulk (a JavaScript client's epoch, or the native
+   * client's reports): the producer-wide counts.
+   */
+  private ffSettledTotal(records: number, failed: number, bytes: number): void {
+    const ok = records - failed;
+    this.ffSettled += records;
+    this.queued -= records;
+    this.queuedBytes -= bytes;
+    this.delivered += ok;
+    this.failed += failed;
+    if (ok > 0 && !this.brokerUp) this.setBrokerUp(true);
+  }
+
+  /** A link's share of settled fire-and-forget records, then its STATUS (or its end). */
+  private ffSettledOn(conn: Conn, ok: number, failed: number, unknown: number): void {
+    conn.pending -= ok + failed + unknown;
+    conn.delivered += ok;
+    conn.ffDelivered += ok;
+    conn.failed += failed;
+    conn.ffFailed += failed;
+    conn.ffUnknown += unknown;
+    if (conn.readEnded) this.maybeFinish(conn);
+    else this.sendStatus(conn);
   }
 
   /** The one place a taken record's outcome is counted and (for id != 0) reported. */

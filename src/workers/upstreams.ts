@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type PoolConfig, type SluiceConfig, type UpstreamConfig, type UpstreamTimeouts, type UpstreamTlsConfig } from '../shared/config';
 import { sluiceError } from '../shared/errors';
-import { ADMIT, KIND_ACTIVE, PROBE, REJECT, type HostStateTable } from '../shared/host-state';
+import { ADMIT, KIND_ACTIVE, PROBE, REJECT, inPanic, type HostStateTable } from '../shared/host-state';
 import { jsNative } from '../shared/native';
 import type { Session } from '../shared/phases';
 import { buildSelector, ConsistentHash, type Accept, type BalancedHost, type Selector } from './balancer';
@@ -207,7 +207,7 @@ export class UpstreamGroup {
     let panic = false;
     if (this.panicPercent > 0) {
       known = this.available;
-      panic = st.availability(this.slots, known) * 100 < this.panicPercent * hs.length;
+      panic = inPanic(st.availability(this.slots, known), hs.length, this.panicPercent);
     }
     if (panic) session.flags.push('PN');
     if (this.selector instanceof ConsistentHash) this.syncMembership(this.selector, st, panic, known);

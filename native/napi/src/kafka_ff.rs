@@ -446,15 +446,16 @@ impl KafkaFf {
         out
     }
 
-    /// Errors and log lines since the last call (at most 1000 are kept; see droppedEvents()).
+    /// Errors and log lines since the last call (at most 1000 are kept; see takeDroppedEvents()).
     #[napi]
     pub fn take_events(&self) -> Vec<FfEvent> {
         self.shared.events.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
     }
 
+    /// Events not queued since the last call because the queue was full.
     #[napi]
-    pub fn dropped_events(&self) -> f64 {
-        self.shared.dropped_events.load(Ordering::Relaxed) as f64
+    pub fn take_dropped_events(&self) -> f64 {
+        self.shared.dropped_events.swap(0, Ordering::Relaxed) as f64
     }
 
     /// librdkafka's latest statistics JSON (once), or null.

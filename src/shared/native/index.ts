@@ -109,7 +109,8 @@ export interface KafkaFf {
   takeOutcomes(): number[];
   /** librdkafka errors (`kind` "error", `code`) and log lines (`kind` "log", `code` = syslog level). */
   takeEvents(): { kind: string; code: number; fac: string; message: string }[];
-  droppedEvents(): number;
+  /** Errors and log lines not kept since the last call (more than 1000 between two takeEvents()). */
+  takeDroppedEvents(): number;
   takeStats(): string | null;
   outqLen(): number;
   /** Records are sent at once from now on (shutdown). */
