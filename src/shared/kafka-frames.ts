@@ -494,9 +494,15 @@ export class FrameReader {
   private acc: Buffer = Buffer.allocUnsafe(0);
   private accLen = 0;
 
+  /**
+   * `onRun`, when given, is offered each run of frames that starts with a complete `PRODUCE`
+   * frame in a read (`buf[start, end)`, frames from `start`): it takes what it can at once
+   * and returns where it stopped (`start` = nothing taken: the frame goes to `onFrame`).
+   */
   constructor(
     private readonly onFrame: (type: number, buf: Buffer, start: number, end: number) => void,
     private readonly maxFrameBytes = MAX_FRAME_BYTES,
+    private readonly onRun: ((buf: Buffer, start: number, end: number) => number) | null = null,
   ) {}
 
   /** Bytes held of an incomplete frame. */
@@ -543,11 +549,19 @@ export class FrameReader {
       this.onFrame(acc[LENGTH_BYTES] as number, acc, FRAME_HEADER_BYTES, total);
       if (acc.length > 4 * 1024 * 1024) this.acc = Buffer.allocUnsafe(0);
     }
+    const onRun = this.onRun;
     while (n - off >= LENGTH_BYTES) {
       const len = chunk.readUInt32LE(off);
       this.checkLength(len);
       const end = off + LENGTH_BYTES + len;
       if (end > n) break;
+      if (onRun !== null && chunk[off + LENGTH_BYTES] === FRAME.PRODUCE) {
+        const to = onRun(chunk, off, n);
+        if (to !== off) {
+          off = to;
+          continue;
+        }
+      }
       this.onFrame(chunk[off + LENGTH_BYTES] as number, chunk, off + FRAME_HEADER_BYTES, end);
       off = end;
     }

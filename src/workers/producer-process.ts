@@ -58,6 +58,7 @@ import {
   FrameReader,
   FrameWriter,
   KERR,
+  MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   ProducerStatus,
   decodeHello,
@@ -328,6 +329,8 @@ export class ProducerService {
   private ffClients: FfClient[] = [];
   /** The native fire-and-forget client (kafka.nativeFireAndForget), once connected. */
   private ffNative: KafkaFf | null = null;
+  /** produceFrames()'s counts: records taken, their bytes. */
+  private readonly ffRunOut = new Float64Array(2);
   private ffCurrent: FfClient | null = null;
   private ffStarting = false;
   /** A settle gives up waiting past this (shutdown's flush deadline). */
@@ -393,7 +396,7 @@ export class ProducerService {
   /** Checks the librdkafka properties (the client refuses unknown or bad ones) without connecting. */
   validateClientConfig(): void {
     new Producer({ ...this.conf, dr_cb: true } as ProducerGlobalConfig);
-    new Producer({ ...this.ffConf(), dr_cb: true } as ProducerGlobalConfig);
+    new Producer({ ...this.ffConf(true), dr_cb: true } as ProducerGlobalConfig);
     if (this.cfg.transactions) new Producer(this.txnConf() as ProducerGlobalConfig);
   }
 
@@ -450,8 +453,9 @@ export class ProducerService {
   }
 
   /** The fire-and-forget clients' properties: reports for failed records only. */
-  private ffConf(): LibrdkafkaConfig {
-    return { ...this.conf, 'delivery.report.only.error': true };
+  /** The fire-and-forget clients' properties: the main client's, with their own linger. */
+  private ffConf(onlyErrors: boolean): LibrdkafkaConfig {
+    return { ...this.conf, 'linger.ms': this.cfg.fireAndForgetLingerMs, 'delivery.report.only.error': onlyErrors };
   }
 
   private async connectClient(p: Producer): Promise<void> {
@@ -498,7 +502,7 @@ export class ProducerService {
         try {
           for (const name of ['ff-producer-a', 'ff-producer-b']) {
             const c: FfClient = { name, producer: null as unknown as Producer, epoch: null, settling: null };
-            (c as { producer: Producer }).producer = this.newProducer(this.ffConf(), (err, r) => this.onFfDelivery(c, err, r), name);
+            (c as { producer: Producer }).producer = this.newProducer(this.ffConf(true), (err, r) => this.onFfDelivery(c, err, r), name);
             made.push(c);
             await this.connectClient(c.producer);
           }
@@ -528,8 +532,7 @@ export class ProducerService {
    */
   private startFfNative(): boolean {
     const props: string[] = [];
-    for (const [k, v] of Object.entries(this.conf)) props.push(k, String(v));
-    props.push('delivery.report.only.error', 'false');
+    for (const [k, v] of Object.entries(this.ffConf(false))) props.push(k, String(v));
     try {
       this.ffNative = new (loadNative().KafkaFf)(props);
     } catch (e) {
@@ -554,6 +557,21 @@ export class ProducerService {
     const code = ff.lastError();
     this.produceRefused(conn.no, 0, -1, 0, { code, message: ff.errorText(code) });
     return true;
+  }
+
+  /**
+   * A read's run of PRODUCE frames from `s`: the native client takes the fire-and-forget
+   * records among them in one call (events arrive ~80 a read); returns where it stopped, and
+   * the frame there goes through onFrame.
+   */
+  private takeFfNativeRun(conn: Conn, buf: Buffer, s: number, e: number): number {
+    const ff = this.ffNative;
+    if (ff === null || !conn.hello || this.waiting.length > 0) return s;
+    const out = this.ffRunOut;
+    const to = ff.produceFrames(buf, s, e, conn.no, MAX_FRAME_BYTES, out);
+    const records = out[0] as number;
+    if (records > 0) this.taken(conn, out[1] as number, records);
+    return to;
   }
 
   /**
@@ -662,7 +680,11 @@ export class ProducerService {
     const conn: Conn = {
       no,
       sock,
-      reader: new FrameReader((type, buf, s, e) => this.onFrame(conn, type, buf, s, e)),
+      reader: new FrameReader(
+        (type, buf, s, e) => this.onFrame(conn, type, buf, s, e),
+        MAX_FRAME_BYTES,
+        (buf, s, e) => this.takeFfNativeRun(conn, buf, s, e),
+      ),
       writer: new FrameWriter(16 * 1024),
       workerId: -1,
       hello: false,
@@ -852,11 +874,11 @@ export class ProducerService {
   // ------------------------------------------------------------ records
 
   /** A record read from a link: counted as taken (its outcome will be counted once). */
-  private taken(conn: Conn, bytes: number): void {
-    conn.received++;
-    this.received++;
-    conn.pending++;
-    this.queued++;
+  private taken(conn: Conn, bytes: number, records = 1): void {
+    conn.received += records;
+    this.received += records;
+    conn.pending += records;
+    this.queued += records;
     this.queuedBytes += bytes;
   }
 

@@ -56,6 +56,7 @@ describe('defaults and profiles', () => {
     assert.equal(c.flushTimeoutMs, 10000);
     assert.equal(c.socketDir, '');
     assert.equal(c.transactions, false);
+    assert.equal(c.fireAndForgetLingerMs, 100);
     assert.equal(c.security.protocol, 'plaintext');
     assert.deepEqual(c.extra, {});
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.security));
@@ -183,6 +184,8 @@ describe('semantic checks', () => {
 
   test('timeouts librdkafka would refuse', () => {
     assert.deepEqual(issues({ lingerMs: 1000, messageTimeoutMs: 1000 }), ['kafka.messageTimeoutMs must be greater than linger.ms (1000)']);
+    assert.deepEqual(issues({ messageTimeoutMs: 100 }), ['kafka.fireAndForgetLingerMs must be less than messageTimeoutMs (100)']);
+    assert.equal(build({ messageTimeoutMs: 100, fireAndForgetLingerMs: 99, lingerMs: 5 }).fireAndForgetLingerMs, 99);
     assert.deepEqual(issues({ transactions: true, messageTimeoutMs: 90000, transactionTimeoutMs: 60000 }), [
       'kafka.messageTimeoutMs must not exceed transactionTimeoutMs (60000) when transactions are on',
     ]);

@@ -113,6 +113,27 @@ pub fn parse_produce(body: &[u8]) -> Result<Produce<'_>, FrameError> {
     })
 }
 
+/// Bytes of a frame's length prefix (`u32`, the type byte and body that follow).
+pub const LENGTH_BYTES: usize = 4;
+/// The frame type of a `PRODUCE` frame.
+pub const FRAME_PRODUCE: u8 = 2;
+
+/// One complete frame at the start of `buf[at..]`: `(type, body start, frame end)`, or None
+/// when the frame is incomplete or its length is outside `1..=max_len` (the caller's reader
+/// then holds it, or refuses it, as `FrameReader` in src/shared/kafka-frames.ts does).
+pub fn next_frame(buf: &[u8], at: usize, max_len: u32) -> Option<(u8, usize, usize)> {
+    let len_bytes = buf.get(at..at.checked_add(LENGTH_BYTES)?)?;
+    let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+    if len < 1 || len > max_len {
+        return None;
+    }
+    let end = (at + LENGTH_BYTES).checked_add(len as usize)?;
+    if end > buf.len() {
+        return None;
+    }
+    Some((buf[at + LENGTH_BYTES], at + LENGTH_BYTES + 1, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +207,30 @@ mod tests {
         let at = huge.len() - 4;
         huge[at..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(parse_produce(&huge).unwrap_err(), FrameError::Malformed);
+    }
+
+    #[test]
+    fn splits_frames() {
+        let a = body(0, -1, RF_UNORDERED, 0, "t", b"", &[], b"v");
+        let mut buf = vec![9u8]; // bytes before the first frame
+        for _ in 0..2 {
+            buf.extend_from_slice(&((a.len() + 1) as u32).to_le_bytes());
+            buf.push(FRAME_PRODUCE);
+            buf.extend_from_slice(&a);
+        }
+        let (t, s, e) = next_frame(&buf, 1, 1 << 20).unwrap();
+        assert_eq!((t, s, e), (FRAME_PRODUCE, 6, 6 + a.len()));
+        assert!(parse_produce(&buf[s..e]).is_ok());
+        let (_, s2, e2) = next_frame(&buf, e, 1 << 20).unwrap();
+        assert_eq!((s2, e2), (e + 5, buf.len()));
+        assert_eq!(next_frame(&buf, e2, 1 << 20), None);
+        // Every truncation of the second frame is incomplete.
+        for cut in e..buf.len() {
+            assert_eq!(next_frame(&buf[..cut], e, 1 << 20), None, "cut at {cut}");
+        }
+        // Lengths outside 1..=max are not frames here.
+        assert_eq!(next_frame(&buf, 1, a.len() as u32), None);
+        assert_eq!(next_frame(&[0, 0, 0, 0, 2], 0, 1 << 20), None);
+        assert_eq!(next_frame(&[0xff, 0xff, 0xff, 0xff, 2], 0, u32::MAX), None);
     }
 }

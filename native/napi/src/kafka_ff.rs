@@ -358,10 +358,46 @@ impl KafkaFf {
     /// malformed one), or REFUSED (-2) when librdkafka refused it (see lastError()).
     #[napi]
     pub fn produce(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32) -> Result<i32> {
+        let Some(body) = buf.get(start as usize..end as usize) else { return Ok(NOT_HANDLED) };
+        self.produce_body(body, conn_no)
+    }
+
+    /// Produces the complete `PRODUCE` frames of link `connNo` in `buf[start..end)`, from
+    /// `start` on, while they are fire-and-forget records that librdkafka accepts: one call
+    /// for a read's worth of events. Returns where it stopped (`end`, or the first frame it
+    /// did not take: incomplete, another type or record, a length outside `1..=maxFrameBytes`,
+    /// or refused; the caller handles that one as before) and writes the records taken and
+    /// their bytes to `out[0]` and `out[1]`.
+    #[napi]
+    pub fn produce_frames(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32, max_frame_bytes: u32, mut out: Float64ArraySlice) -> Result<u32> {
+        // SAFETY: JS is single-threaded and blocked in this call; nothing else touches `out`.
+        let out = unsafe { out.as_mut() };
+        if out.len() < 2 {
+            return Err(Error::new(Status::InvalidArg, "produceFrames: out needs 2 elements"));
+        }
+        let buf = buf.get(..(end as usize).min(buf.len())).unwrap_or(&[]);
+        let (mut at, mut records, mut bytes) = (start as usize, 0u32, 0f64);
+        while let Some((kind, body_start, frame_end)) = frames::next_frame(buf, at, max_frame_bytes) {
+            if kind != frames::FRAME_PRODUCE {
+                break;
+            }
+            let r = self.produce_body(&buf[body_start..frame_end], conn_no)?;
+            if r < 0 {
+                break;
+            }
+            records += 1;
+            bytes += r as f64;
+            at = frame_end;
+        }
+        out[0] = records as f64;
+        out[1] = bytes;
+        Ok(at as u32)
+    }
+
+    fn produce_body(&mut self, body: &[u8], conn_no: u32) -> Result<i32> {
         if self.rk.is_null() {
             return Ok(NOT_HANDLED);
         }
-        let Some(body) = buf.get(start as usize..end as usize) else { return Ok(NOT_HANDLED) };
         let p = match frames::parse_produce(body) {
             Ok(p) => p,
             Err(FrameError::Malformed | FrameError::TooManyHeaders) => return Ok(NOT_HANDLED),

@@ -103,6 +103,13 @@ export interface KafkaFf {
    * KAFKA_FF_NOT_HANDLED or KAFKA_FF_REFUSED.
    */
   produce(buf: Uint8Array, start: number, end: number, connNo: number): number;
+  /**
+   * Produces the complete PRODUCE frames (length prefix, type, body) of link `connNo` in
+   * `buf[start, end)`, from `start` on, while they are fire-and-forget records librdkafka
+   * accepts. Returns where it stopped (`end`, or the first frame not taken, for the caller to
+   * handle frame by frame); `out[0]` = records taken, `out[1]` = their key + value bytes.
+   */
+  produceFrames(buf: Uint8Array, start: number, end: number, connNo: number, maxFrameBytes: number, out: Float64Array): number;
   lastError(): number;
   errorText(code: number): string;
   /** Outcomes since the last call: `[connNo, delivered, failed, bytes, lastError]` per link. */
