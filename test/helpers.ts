@@ -386,6 +386,7 @@ export function makeSession(over: Partial<Session> = {}): Session {
     flags: [],
     upstreamName: '',
     upstreamHost: '',
+    lbKey: '',
     attempts: 0,
     bytesIn: 0,
     bytesOut: 0,

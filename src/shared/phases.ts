@@ -51,6 +51,11 @@ export interface Session {
   flags: string[];
   upstreamName: string;
   upstreamHost: string;
+  /**
+   * The load-balancing key the last pick hashed (ketama, maglev), '' when none: the key as
+   * read, or `xxh3:<hex>` of it when it comes from a cookie or the Authorization header.
+   */
+  lbKey: string;
   attempts: number;
   bytesIn: number;
   bytesOut: number;

@@ -114,7 +114,7 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
   /**
    * The event as JSON bytes (a view of the reused buffer, valid until the next event): the
    * text JSON.stringify gives for `{ seq, instance, worker, ts, requestId, client, method,
-   * host, path, route, upstream, upstreamHost, status, bytesIn, bytesOut, latencyMs,
+   * host, path, route, upstream, upstreamHost, lbKey, status, bytesIn, bytesOut, latencyMs,
    * attempts, flags, error, headers? }` (docs/kafka.md lists the fields). Public for the
    * unit test that holds it to JSON.stringify.
    */
@@ -143,6 +143,8 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
     j.str(s.upstreamName);
     j.raw(',"upstreamHost":');
     j.str(s.upstreamHost);
+    j.raw(',"lbKey":');
+    j.strOrNull(s.lbKey === '' ? null : s.lbKey);
     j.raw(',"status":');
     j.num(s.status);
     j.raw(',"bytesIn":');

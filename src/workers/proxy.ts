@@ -165,6 +165,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   flags: string[] = [];
   upstreamName = '';
   upstreamHost = '';
+  lbKey = '';
   attempts = 0;
   bytesIn = 0;
   bytesOut = 0;

@@ -51,6 +51,14 @@ function cookieOf(s: Session, name: string): string {
   return '';
 }
 
+/**
+ * Whether a hash key expression reads a cookie or the Authorization/Cookie header: such a
+ * key is secret material and leaves the worker (events) only as its hash.
+ */
+export function hashKeyIsSensitive(expr: string): boolean {
+  return expr.split('+').some((p) => p.startsWith('cookie:') || p.toLowerCase() === 'header:authorization' || p.toLowerCase() === 'header:cookie');
+}
+
 /** Compiles `header:x-user+cookie:sid+client_ip+path` once per config. */
 export function compileHashKey(expr: string): KeyExtractor {
   const parts: KeyExtractor[] = expr.split('+').map((p): KeyExtractor => {
@@ -81,6 +89,7 @@ export function compileHashKey(expr: string): KeyExtractor {
 export class UpstreamGroup {
   private readonly selector: Selector;
   private readonly keyOf: KeyExtractor | null;
+  private readonly keySensitive: boolean;
   /** Shared host state when the group uses health checks, ejection, breakers or limits; else null. */
   readonly state: HostStateTable | null;
   readonly breaker: BreakerConfig | null;
@@ -129,6 +138,7 @@ export class UpstreamGroup {
   ) {
     this.selector = buildSelector(balance, hosts, { ids: hosts.map((h) => h.address), factor: hashBalanceFactor });
     this.keyOf = hashKey === undefined ? null : compileHashKey(hashKey);
+    this.keySensitive = hashKey !== undefined && hashKeyIsSensitive(hashKey);
     this.breaker = cfg?.breaker ?? null;
     this.outlier = cfg?.outlierDetection ?? null;
     this.maxActive = cfg?.maxActivePerHost ?? 0;
@@ -170,7 +180,12 @@ export class UpstreamGroup {
   private select(accept: Accept | null, session: Session): number {
     const sel = this.selector;
     const key = this.keyOf === null ? '' : this.keyOf(session);
-    if (key !== '' && sel instanceof ConsistentHash) return sel.pickHash(jsNative.hashKey(key) >>> 0, accept);
+    if (key !== '' && sel instanceof ConsistentHash) {
+      const hash = jsNative.hashKey(key);
+      session.lbKey = this.keySensitive ? `xxh3:${hash.toString(16)}` : key;
+      return sel.pickHash(hash >>> 0, accept);
+    }
+    session.lbKey = '';
     return sel.pick(accept);
   }
 

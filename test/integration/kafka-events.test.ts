@@ -3,8 +3,8 @@
  * two HTTP workers, the producer child process) proxies real requests to a real upstream and
  * produces one JSON event per request to a real broker (the test broker of
  * test/kafka-helpers.ts); a KafkaConsumer reads the topic back. Checked: exactly one event per
- * request with the right fields (status, route, request id as answered, upstream, attempts,
- * error code), keys as configured, gap-free unique sequence numbers across both workers,
+ * request with the right fields (status, route, request id as answered, upstream, the
+ * load-balancing key, attempts, error code), keys as configured, gap-free unique sequence numbers across both workers,
  * sensitive headers kept out (and refused by the config check), and the `sample` policy.
  */
 import { after, before, describe, test } from 'node:test';
@@ -30,6 +30,7 @@ interface Event {
   route: string;
   upstream: string;
   upstreamHost: string;
+  lbKey: string | null;
   status: number;
   bytesIn: number;
   bytesOut: number;
@@ -104,7 +105,8 @@ describe('request events (real Sluice, real broker)', () => {
       kafka: { brokers: IT_BROKERS, profile: 'latency', statisticsIntervalMs: 0, ...kafka },
       events: { enabled: true, topic, ...events },
       upstreams: {
-        app: { hosts: [{ address: upstream.address }] },
+        // Hashed on x-user, so that events carry the key the pick used (lbKey).
+        app: { balance: 'ketama', hashKey: 'header:x-user', hosts: [{ address: upstream.address }] },
         gone: { hosts: [{ address: `127.0.0.1:${dead}` }] },
       },
       routes: [
@@ -190,6 +192,7 @@ describe('request events (real Sluice, real broker)', () => {
             assert.equal(ev.route, 'ok');
             assert.equal(ev.upstream, 'app');
             assert.equal(ev.upstreamHost, upstream.address);
+            assert.equal(ev.lbKey, `user-${s.i % 7}`);
             assert.equal(ev.error, null);
             assert.ok(ev.bytesOut > 0, 'bytesOut counts the proxied response');
             assert.ok(Array.isArray(ev.attempts) && ev.attempts.length === 1, `attempts: ${JSON.stringify(ev.attempts)}`);
@@ -201,6 +204,7 @@ describe('request events (real Sluice, real broker)', () => {
             assert.equal(ev.route, 'dead');
             assert.equal(ev.upstream, 'gone');
             assert.equal(ev.upstreamHost, `127.0.0.1:${dead}`);
+            assert.equal(ev.lbKey, null, 'round robin hashes no key');
             assert.equal(ev.error, 'SLUICE_ERR_UPSTREAM_CONNECT');
             assert.equal(header(s.reply, 'x-sluice-error'), 'SLUICE_ERR_UPSTREAM_CONNECT');
             assert.ok(ev.flags.includes('UF'), `flags: ${JSON.stringify(ev.flags)}`);
@@ -214,6 +218,7 @@ describe('request events (real Sluice, real broker)', () => {
           case 'none':
             assert.equal(ev.route, '');
             assert.equal(ev.upstream, '');
+            assert.equal(ev.lbKey, null);
             assert.equal(ev.error, 'SLUICE_ERR_NO_ROUTE');
             assert.equal(header(s.reply, 'x-sluice-error'), 'SLUICE_ERR_NO_ROUTE');
             assert.ok(ev.attempts === null || ev.attempts.length === 0, `attempts: ${JSON.stringify(ev.attempts)}`);

@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import { jsNative } from '../../src/shared/native';
 import type { Session } from '../../src/shared/phases';
 import { buildSelector, ConsistentHash, type BalancedHost } from '../../src/workers/balancer';
-import { compileHashKey } from '../../src/workers/upstreams';
+import { buildConfig } from '../../src/shared/config';
+import { compileHashKey, hashKeyIsSensitive, Upstreams } from '../../src/workers/upstreams';
 
 const hostsOf = (n: number): BalancedHost[] => Array.from({ length: n }, () => ({ weight: 1, active: 0 }));
 const idsOf = (n: number, skip = -1): string[] => Array.from({ length: n + (skip === -1 ? 0 : 1) }, (_, i) => `10.0.0.${i + 1}:80`).filter((_, i) => i !== skip);
@@ -116,5 +117,43 @@ describe('hash key expressions', () => {
     assert.equal(compileHashKey('header:x-user+path')(s), 'u1\n/cart\n');
     assert.equal(compileHashKey('header:x-missing')(s), '');
     assert.equal(compileHashKey('header:x-missing+cookie:nope')(s), '');
+  });
+});
+
+describe('the key a pick hashed (events carry it as lbKey)', () => {
+  function groupWith(hashKey: string | undefined): { up: Upstreams; pick: (s: Session) => void } {
+    const cfg = buildConfig({
+      upstreams: {
+        g: hashKey === undefined
+          ? { hosts: [{ address: '127.0.0.1:1' }, { address: '127.0.0.1:2' }] }
+          : { balance: 'ketama', hashKey, hosts: [{ address: '127.0.0.1:1' }, { address: '127.0.0.1:2' }] },
+      },
+      routes: [{ name: 'r', action: { type: 'proxy', upstream: 'g' } }],
+    });
+    const up = Upstreams.build(cfg, null);
+    const g = up.groups.get('g');
+    assert.ok(g !== undefined);
+    return { up, pick: (s) => void g.pick([], s, { breakerProbe: false, holdsActive: false }) };
+  }
+
+  test('the key as read; a cookie or Authorization key only as its hash; none without a key', () => {
+    const s = { ...session(['x-user', 'u1', 'cookie', 'sid=secret-1', 'authorization', 'Bearer secret-2']), lbKey: 'stale' } as Session;
+    const cases: [string | undefined, string][] = [
+      ['header:x-user', 'u1'],
+      ['header:x-user+path', 'u1\n/\n'],
+      ['cookie:sid', `xxh3:${jsNative.hashKey('secret-1').toString(16)}`],
+      ['header:Authorization', `xxh3:${jsNative.hashKey('Bearer secret-2').toString(16)}`],
+      ['header:x-absent', ''],
+      [undefined, ''],
+    ];
+    for (const [expr, want] of cases) {
+      const { up, pick } = groupWith(expr);
+      s.lbKey = 'stale';
+      pick(s);
+      assert.equal(s.lbKey, want, String(expr));
+      up.closeAll();
+    }
+    assert.equal(hashKeyIsSensitive('header:x-user+client_ip'), false);
+    assert.equal(hashKeyIsSensitive('client_ip+header:COOKIE'), true);
   });
 });
