@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -260,13 +260,15 @@ export interface ReqOpts {
   headers?: Record<string, string | string[]>;
   body?: Buffer | string | (Buffer | string)[];
   timeoutMs?: number;
+  /** A keep-alive agent to reuse connections; default a fresh connection per request. */
+  agent?: Agent;
 }
 
-/** One request on a fresh connection (agent: false) to 127.0.0.1:port. */
+/** One request on a fresh connection (agent: false, unless opts.agent) to 127.0.0.1:port. */
 export function request(port: number, opts: ReqOpts = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false },
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: opts.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -49,6 +49,11 @@ export const RF_KEY_NULL = 2;
 export const RF_VALUE_NULL = 4;
 /** Fire-and-forget only: order against other records may be given up for a cheaper path. */
 export const RF_UNORDERED = 8;
+/**
+ * Fire-and-forget only, order kept: the producer may send it through its native client (one
+ * librdkafka client, records in link order) but never through the epoch clients.
+ */
+export const RF_FF_ORDERED = 16;
 
 /** STATUS flags. */
 export const SF_BROKER_UP = 1;
@@ -187,6 +192,12 @@ export interface KafkaRecord {
    * epochs (docs/kafka.md, "Fire-and-forget records"). Request events set it.
    */
   readonly unordered?: boolean;
+  /**
+   * Fire-and-forget records only: nothing else of this link needs to keep order with it
+   * except records that set it too (an async-only HTTP → Kafka route), so the producer may
+   * send it through its native client, which keeps their order (RF_FF_ORDERED).
+   */
+  readonly ffOrdered?: boolean;
 }
 
 const TWO_32 = 4294967296;
@@ -372,6 +383,7 @@ export class FrameWriter {
     if (key === null) flags |= RF_KEY_NULL;
     if (rec.value === null) flags |= RF_VALUE_NULL;
     if (rec.unordered === true) flags |= RF_UNORDERED;
+    if (rec.ffOrdered === true) flags |= RF_FF_ORDERED;
     o = this.u32(o, partition >>> 0);
     o = this.u8(o, flags);
     o = this.u64(o, ts);
@@ -613,6 +625,8 @@ export class DecodedRecord {
   hashKey = false;
   /** RF_UNORDERED: may take the fire-and-forget path (only when id is 0). */
   unordered = false;
+  /** RF_FF_ORDERED: may take the native fire-and-forget client (only when id is 0). */
+  ffOrdered = false;
   /** 0 = now. */
   timestamp = 0;
   key: Buffer | null = null;
@@ -665,6 +679,7 @@ export function decodeRecord(b: Buffer, p: number, e: number, out: DecodedRecord
   out.partition = partition < 0 ? -1 : partition;
   out.hashKey = (flags & RF_HASH_KEY) !== 0;
   out.unordered = (flags & RF_UNORDERED) !== 0;
+  out.ffOrdered = (flags & RF_FF_ORDERED) !== 0;
   need(p, 4, e);
   const kl = rdU32(b, p);
   p += 4;

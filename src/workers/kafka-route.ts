@@ -162,7 +162,10 @@ export class KafkaRouteCall implements DeadlineHolder {
     if (keys === null) return;
     const headers = this.kafkaHeaders();
     const partitioner = a.partitioner;
-    const recs: KafkaRecord[] = values.map((value, i) => ({ topic: a.topic, value, key: keys[i] ?? null, partitioner, headers }));
+    // An async-only route has no sync records whose order its records must keep: they may take
+    // the producer's native fire-and-forget client, which keeps their own order.
+    const ffOrdered = a.mode === 'async' && !a.transactional;
+    const recs: KafkaRecord[] = values.map((value, i) => ({ topic: a.topic, value, key: keys[i] ?? null, partitioner, headers, ffOrdered }));
     const prefer = header(this.host.headers, 'prefer');
     const async = a.mode === 'async' || (prefer !== undefined && /(^|[,;\s])respond-async($|[,;\s])/i.test(prefer));
     this.results = recs.map(() => ({ partition: -1, offset: -1, error: null }));

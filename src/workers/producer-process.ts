@@ -79,7 +79,7 @@ import {
 } from '../shared/kafka-messages';
 import { jumpConsistentHash, keyHasher } from '../shared/kafka-partition';
 import { createLogger, type Logger } from '../shared/log';
-import { KAFKA_FF_NOT_HANDLED, KAFKA_FF_REFUSED, loadNative, type KafkaFf } from '../shared/native';
+import { KAFKA_FF_ACCEPT_ORDERED, KAFKA_FF_ACCEPT_UNORDERED, KAFKA_FF_NOT_HANDLED, KAFKA_FF_REFUSED, loadNative, type KafkaFf } from '../shared/native';
 import { assertNever } from '../shared/messages';
 
 const TWO_32 = 4294967296;
@@ -329,6 +329,10 @@ export class ProducerService {
   private ffClients: FfClient[] = [];
   /** The native fire-and-forget client (kafka.nativeFireAndForget), once connected. */
   private ffNative: KafkaFf | null = null;
+  /** Fire-and-forget records (id 0) in the main client: ordered ones wait for none (ffAccept). */
+  private mainFfInFlight = 0;
+  /** The native client takes RF_FF_ORDERED records (for good, once the main client held none). */
+  private orderedNative = false;
   /** produceFrames()'s counts: records taken, their bytes. */
   private readonly ffRunOut = new Float64Array(2);
   private ffCurrent: FfClient | null = null;
@@ -543,10 +547,25 @@ export class ProducerService {
     return true;
   }
 
+  /**
+   * Which fire-and-forget records the native client may take now (KAFKA_FF_ACCEPT_*):
+   * - unordered ones (events) unless records wait for the main client (they keep the link's
+   *   order behind those);
+   * - ordered ones (async-only routes) once it took over from the main client for good:
+   *   from the first moment the main client holds none of this kind (nor the waiting
+   *   list), so that no later record can overtake an earlier one.
+   */
+  private ffAccept(): number {
+    const idle = this.waiting.length === 0;
+    if (!this.orderedNative && idle && this.mainFfInFlight === 0) this.orderedNative = true;
+    return (idle ? KAFKA_FF_ACCEPT_UNORDERED : 0) | (this.orderedNative ? KAFKA_FF_ACCEPT_ORDERED : 0);
+  }
+
   /** A PRODUCE frame the native client took (true), or one for the JavaScript path (false). */
   private takeFfNative(ff: KafkaFf, conn: Conn, buf: Buffer, s: number, e: number): boolean {
-    if (this.waiting.length > 0) return false;
-    const r = ff.produce(buf, s, e, conn.no);
+    const accept = this.ffAccept();
+    if (accept === 0) return false;
+    const r = ff.produce(buf, s, e, conn.no, accept);
     if (r === KAFKA_FF_NOT_HANDLED) return false;
     if (r !== KAFKA_FF_REFUSED) {
       this.taken(conn, r);
@@ -566,9 +585,11 @@ export class ProducerService {
    */
   private takeFfNativeRun(conn: Conn, buf: Buffer, s: number, e: number): number {
     const ff = this.ffNative;
-    if (ff === null || !conn.hello || this.waiting.length > 0) return s;
+    if (ff === null || !conn.hello) return s;
+    const accept = this.ffAccept();
+    if (accept === 0) return s;
     const out = this.ffRunOut;
-    const to = ff.produceFrames(buf, s, e, conn.no, MAX_FRAME_BYTES, out);
+    const to = ff.produceFrames(buf, s, e, conn.no, accept, MAX_FRAME_BYTES, out);
     const records = out[0] as number;
     if (records > 0) this.taken(conn, out[1] as number, records);
     return to;
@@ -960,7 +981,9 @@ export class ProducerService {
       p.produce(topic, partition, value, key, timestamp, connNo * TWO_32 + id, headers ?? undefined);
     } catch (e) {
       this.produceRefused(connNo, id, partition, bytes, e);
+      return;
     }
+    if (id === 0) this.mainFfInFlight++;
   }
 
   /** A client's produce() threw (queue full, unknown topic, ...): the record's outcome, now. */
@@ -975,6 +998,7 @@ export class ProducerService {
     const connNo = Math.floor(op / TWO_32);
     const id = op - connNo * TWO_32;
     const bytes = r.size + (r.key == null ? 0 : r.key.length);
+    if (id === 0) this.mainFfInFlight--;
     if (err) {
       if (err.code === KERR.UNKNOWN_PARTITION) this.partitionCounts.delete(r.topic);
       else if (err.code === KERR.MSG_TIMED_OUT) this.mainTimeouts++;

@@ -10,6 +10,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Message } from '@confluentinc/kafka-javascript';
 
@@ -126,6 +127,7 @@ describe('Kafka routes (real Sluice, real broker)', () => {
     array: uniqueTopic('array'),
     param: uniqueTopic('param'),
     async: uniqueTopic('async'),
+    asyncKeyed: uniqueTopic('async-keyed'),
     prefer: uniqueTopic('prefer'),
     small: uniqueTopic('small'),
     txn: uniqueTopic('txn'),
@@ -135,8 +137,8 @@ describe('Kafka routes (real Sluice, real broker)', () => {
     warmTxn: uniqueTopic('warm-txn'),
   };
 
-  const post = (path: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<Reply> =>
-    request(sluice.port, { method: 'POST', path, body, headers: { 'content-type': 'application/octet-stream', ...headers } });
+  const post = (path: string, body: Buffer | string, headers: Record<string, string> = {}, agent?: Agent): Promise<Reply> =>
+    request(sluice.port, { method: 'POST', path, body, headers: { 'content-type': 'application/octet-stream', ...headers }, agent });
 
   before(async () => {
     await startBroker();
@@ -155,6 +157,7 @@ describe('Kafka routes (real Sluice, real broker)', () => {
         kafkaRoute('array', { exact: '/array' }, { topic: topics.array, format: 'json-array', key: { jsonField: 'user.id' } }),
         kafkaRoute('param', { regex: '^/orders/(?<orderId>[A-Za-z0-9-]+)$' }, { topic: topics.param, format: 'raw', key: { pathParam: 'orderId' } }),
         kafkaRoute('async', { exact: '/async' }, { topic: topics.async, format: 'ndjson', mode: 'async' }),
+        kafkaRoute('async-keyed', { exact: '/async-keyed' }, { topic: topics.asyncKeyed, format: 'ndjson', mode: 'async', key: { header: 'x-key' }, partitioner: 'default' }),
         kafkaRoute('prefer', { exact: '/prefer' }, { topic: topics.prefer, format: 'raw', mode: 'sync' }),
         kafkaRoute('small', { exact: '/small' }, { topic: topics.small, format: 'ndjson', maxRecordBytes: 64 }, { maxBodyBytes: 1024 }),
         kafkaRoute('txn', { exact: '/txn' }, { topic: topics.txn, format: 'ndjson', key: { jsonField: 'id' }, transactional: true }),
@@ -181,8 +184,19 @@ describe('Kafka routes (real Sluice, real broker)', () => {
     }
   });
 
+  /** Records of async-only routes so far: they take the producer's native client (checked at shutdown). */
+  let asyncOnlyRecords = 0;
+
   after(async () => {
-    if (sluice !== undefined) assert.equal(await sluice.stop(), 0);
+    if (sluice === undefined) return;
+    assert.equal(await sluice.stop(), 0);
+    // Records of async-only routes, and only those, went through the native fire-and-forget
+    // client (Prefer: respond-async on a sync route keeps the main client: its order against
+    // the route's sync records).
+    const flushed = sluice.logs.find((l) => l.msg === 'producer flushed');
+    assert.ok(flushed !== undefined, 'the producer logged its shutdown accounting');
+    assert.equal(flushed.ffSettled, asyncOnlyRecords, JSON.stringify(flushed));
+    assert.equal(flushed.undelivered, 0);
   });
 
   test('raw body, sync: 200 with partition/offset; the same bytes and selected headers at that offset', T, async () => {
@@ -293,6 +307,7 @@ describe('Kafka routes (real Sluice, real broker)', () => {
       assert.deepEqual(json(r), { topic: topics.async, queued: 15 });
       assert.equal(r.headers['kafka-offset'], undefined);
     }
+    asyncOnlyRecords += 30;
     const msgs = await readCount(topics.async, 30);
     assert.equal(msgs.length, 30);
     assert.deepEqual(msgs.map((m) => m.value?.toString()).sort(), [...lines].sort());
@@ -304,6 +319,26 @@ describe('Kafka routes (real Sluice, real broker)', () => {
       assert.deepEqual(first, [...first].sort((a, b) => a - b));
       assert.deepEqual(second, [...second].sort((a, b) => a - b));
     }
+  });
+
+  test('async mode keeps order on a connection: one key, requests one after another, read back in the order sent', T, async () => {
+    // One keep-alive connection, so one worker and one link (requests on other connections
+    // may reach another worker, whose link is its own queue: async order holds per connection).
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sent: string[] = [];
+    for (let r = 0; r < 40; r++) {
+      const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ n: r * 5 + i }));
+      const reply = await post('/async-keyed', lines.join('\n'), { 'x-key': 'one-key' }, agent);
+      assert.equal(reply.status, 202, reply.body.toString());
+      sent.push(...lines);
+    }
+    agent.destroy();
+    asyncOnlyRecords += sent.length;
+    const msgs = await readCount(topics.asyncKeyed, sent.length);
+    assert.equal(msgs.length, sent.length);
+    assert.equal(new Set(msgs.map((m) => m.partition)).size, 1, 'one key, one partition');
+    const got = [...msgs].sort((a, b) => a.offset - b.offset).map((m) => m.value?.toString());
+    assert.deepEqual(got, sent);
   });
 
   test('Prefer: respond-async on a sync route answers 202 and the record arrives', T, async () => {

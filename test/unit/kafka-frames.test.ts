@@ -46,6 +46,7 @@ interface PlainRecord {
   partition: number;
   hashKey: boolean;
   unordered: boolean;
+  ffOrdered: boolean;
   timestamp: number;
   key: string | null;
   value: string | null;
@@ -62,6 +63,7 @@ function plainRecord(r: DecodedRecord): PlainRecord {
     partition: r.partition,
     hashKey: r.hashKey,
     unordered: r.unordered,
+    ffOrdered: r.ffOrdered,
     timestamp: r.timestamp,
     key: hex(r.key),
     value: hex(r.value),
@@ -130,6 +132,7 @@ function expected(id: number, rec: KafkaRecord): PlainRecord {
     partition: rec.partition ?? -1,
     hashKey: rec.partitioner === 'hash',
     unordered: rec.unordered === true,
+    ffOrdered: rec.ffOrdered === true,
     timestamp: rec.timestamp ?? 0,
     key,
     value,
@@ -150,6 +153,7 @@ const RECORDS: KafkaRecord[] = [
   { topic: 'hashed', value: 'v', key: null, partitioner: 'hash' },
   { topic: 'events', value: '{"seq":"1"}', key: 'route', unordered: true },
   { topic: 'hashed', value: 'v', key: 'k', partitioner: 'hash', unordered: true },
+  { topic: 'async-route', value: 'v', key: null, ffOrdered: true },
   { topic: 'ts', value: 'x', timestamp: 1_700_000_000_123 },
   { topic: 'ts', value: 'x', timestamp: 2 ** 50 + 7 },
   { topic: 'ts', value: 'x', timestamp: 0 },

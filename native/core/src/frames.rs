@@ -14,6 +14,8 @@ pub const RF_HASH_KEY: u8 = 1;
 pub const RF_KEY_NULL: u8 = 2;
 pub const RF_VALUE_NULL: u8 = 4;
 pub const RF_UNORDERED: u8 = 8;
+/// Fire-and-forget, order kept: may take the native client (one client, link order).
+pub const RF_FF_ORDERED: u8 = 16;
 
 /// Most headers a record may carry here; a record with more takes the JavaScript path.
 pub const MAX_HEADERS: usize = 8;
@@ -111,6 +113,19 @@ pub fn parse_produce(body: &[u8]) -> Result<Produce<'_>, FrameError> {
         value: if flags & RF_VALUE_NULL != 0 { None } else { Some(value_bytes) },
         bytes: kl.wrapping_add(vl),
     })
+}
+
+/// `accept` bits for [`fire_and_forget`]: RF_UNORDERED records (request events).
+pub const ACCEPT_UNORDERED: u32 = 1;
+/// `accept` bits: RF_FF_ORDERED records (async-only HTTP → Kafka routes).
+pub const ACCEPT_ORDERED: u32 = 2;
+
+/// Whether the native fire-and-forget client may take this record: no report wanted (id 0),
+/// a kind `accept` lets through, and placed without the topic's partition count (a
+/// hash-partitioned record with a key needs it; JavaScript keeps the counts).
+pub fn fire_and_forget(p: &Produce<'_>, accept: u32) -> bool {
+    let kind = (p.flags & RF_UNORDERED != 0 && accept & ACCEPT_UNORDERED != 0) || (p.flags & RF_FF_ORDERED != 0 && accept & ACCEPT_ORDERED != 0);
+    p.id == 0 && kind && !(p.flags & RF_HASH_KEY != 0 && p.key.is_some())
 }
 
 /// Bytes of a frame's length prefix (`u32`, the type byte and body that follow).
@@ -232,5 +247,22 @@ mod tests {
         assert_eq!(next_frame(&buf, 1, a.len() as u32), None);
         assert_eq!(next_frame(&[0, 0, 0, 0, 2], 0, 1 << 20), None);
         assert_eq!(next_frame(&[0xff, 0xff, 0xff, 0xff, 2], 0, u32::MAX), None);
+    }
+
+    #[test]
+    fn which_records_the_native_client_takes() {
+        let take = |id: u32, flags: u8, key: &[u8], accept: u32| {
+            let b = body(id, -1, flags, 0, "t", key, &[], b"v");
+            fire_and_forget(&parse_produce(&b).unwrap(), accept)
+        };
+        let all = ACCEPT_UNORDERED | ACCEPT_ORDERED;
+        assert!(take(0, RF_UNORDERED, b"k", all));
+        assert!(take(0, RF_FF_ORDERED, b"k", all));
+        assert!(!take(7, RF_UNORDERED, b"k", all), "a report is wanted");
+        assert!(!take(0, 0, b"k", all), "neither kind");
+        assert!(!take(0, RF_UNORDERED, b"k", ACCEPT_ORDERED));
+        assert!(!take(0, RF_FF_ORDERED, b"k", ACCEPT_UNORDERED));
+        assert!(!take(0, RF_FF_ORDERED | RF_HASH_KEY, b"k", all), "keyed hash needs the partition count");
+        assert!(take(0, RF_FF_ORDERED | RF_HASH_KEY | RF_KEY_NULL, b"", all), "keyless hash: librdkafka places it");
     }
 }

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use sluice_core::frames::{self, FrameError, RF_HASH_KEY, RF_UNORDERED};
+use sluice_core::frames::{self, FrameError};
 
 // ---- librdkafka's C API, resolved at run time ------------------------------------------------
 
@@ -353,13 +353,15 @@ impl KafkaFf {
     }
 
     /// Produces the `PRODUCE` body `buf[start..end]` for link `connNo` when it is a
-    /// fire-and-forget record (id 0, unordered, not partitioned by key hash): returns its bytes
-    /// (key + value), NOT_HANDLED (-1) for any other body (JavaScript decodes it, and refuses a
-    /// malformed one), or REFUSED (-2) when librdkafka refused it (see lastError()).
+    /// fire-and-forget record (id 0; hash-partitioned only without a key) of a kind `accept` lets
+    /// through (ACCEPT_UNORDERED: RF_UNORDERED records; ACCEPT_ORDERED: RF_FF_ORDERED ones):
+    /// returns its bytes (key + value), NOT_HANDLED (-1) for any other body (JavaScript decodes
+    /// it, and refuses a malformed one), or REFUSED (-2) when librdkafka refused it (see
+    /// lastError()).
     #[napi]
-    pub fn produce(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32) -> Result<i32> {
+    pub fn produce(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32, accept: u32) -> Result<i32> {
         let Some(body) = buf.get(start as usize..end as usize) else { return Ok(NOT_HANDLED) };
-        self.produce_body(body, conn_no)
+        self.produce_body(body, conn_no, accept)
     }
 
     /// Produces the complete `PRODUCE` frames of link `connNo` in `buf[start..end)`, from
@@ -369,7 +371,7 @@ impl KafkaFf {
     /// or refused; the caller handles that one as before) and writes the records taken and
     /// their bytes to `out[0]` and `out[1]`.
     #[napi]
-    pub fn produce_frames(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32, max_frame_bytes: u32, mut out: Float64ArraySlice) -> Result<u32> {
+    pub fn produce_frames(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32, accept: u32, max_frame_bytes: u32, mut out: Float64ArraySlice) -> Result<u32> {
         // SAFETY: JS is single-threaded and blocked in this call; nothing else touches `out`.
         let out = unsafe { out.as_mut() };
         if out.len() < 2 {
@@ -381,7 +383,7 @@ impl KafkaFf {
             if kind != frames::FRAME_PRODUCE {
                 break;
             }
-            let r = self.produce_body(&buf[body_start..frame_end], conn_no)?;
+            let r = self.produce_body(&buf[body_start..frame_end], conn_no, accept)?;
             if r < 0 {
                 break;
             }
@@ -394,7 +396,7 @@ impl KafkaFf {
         Ok(at as u32)
     }
 
-    fn produce_body(&mut self, body: &[u8], conn_no: u32) -> Result<i32> {
+    fn produce_body(&mut self, body: &[u8], conn_no: u32, accept: u32) -> Result<i32> {
         if self.rk.is_null() {
             return Ok(NOT_HANDLED);
         }
@@ -402,7 +404,7 @@ impl KafkaFf {
             Ok(p) => p,
             Err(FrameError::Malformed | FrameError::TooManyHeaders) => return Ok(NOT_HANDLED),
         };
-        if p.id != 0 || p.flags & (RF_UNORDERED | RF_HASH_KEY) != RF_UNORDERED {
+        if !frames::fire_and_forget(&p, accept) {
             return Ok(NOT_HANDLED);
         }
         let api = api()?;

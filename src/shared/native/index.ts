@@ -94,22 +94,26 @@ export interface NativeAddon extends NativeApi {
 export const KAFKA_FF_NOT_HANDLED = -1;
 /** librdkafka refused the record (`lastError()` gives its code). */
 export const KAFKA_FF_REFUSED = -2;
+/** `accept` bits of KafkaFf.produce/produceFrames: RF_UNORDERED records (request events). */
+export const KAFKA_FF_ACCEPT_UNORDERED = 1;
+/** `accept` bits: RF_FF_ORDERED records (async-only HTTP → Kafka routes). */
+export const KAFKA_FF_ACCEPT_ORDERED = 2;
 
 /** See NativeAddon.KafkaFf and native/napi/src/kafka_ff.rs. */
 export interface KafkaFf {
   /**
    * Produces the PRODUCE body `buf[start, end)` of link `connNo` if it is a fire-and-forget
-   * record (id 0, unordered, not partitioned by key hash): its key + value bytes, else
-   * KAFKA_FF_NOT_HANDLED or KAFKA_FF_REFUSED.
+   * record (id 0; hash-partitioned only without a key) of a kind `accept` lets through
+   * (KAFKA_FF_ACCEPT_*): its key + value bytes, else KAFKA_FF_NOT_HANDLED or KAFKA_FF_REFUSED.
    */
-  produce(buf: Uint8Array, start: number, end: number, connNo: number): number;
+  produce(buf: Uint8Array, start: number, end: number, connNo: number, accept: number): number;
   /**
    * Produces the complete PRODUCE frames (length prefix, type, body) of link `connNo` in
    * `buf[start, end)`, from `start` on, while they are fire-and-forget records librdkafka
    * accepts. Returns where it stopped (`end`, or the first frame not taken, for the caller to
    * handle frame by frame); `out[0]` = records taken, `out[1]` = their key + value bytes.
    */
-  produceFrames(buf: Uint8Array, start: number, end: number, connNo: number, maxFrameBytes: number, out: Float64Array): number;
+  produceFrames(buf: Uint8Array, start: number, end: number, connNo: number, accept: number, maxFrameBytes: number, out: Float64Array): number;
   lastError(): number;
   errorText(code: number): string;
   /** Outcomes since the last call: `[connNo, delivered, failed, bytes, lastError]` per link. */
