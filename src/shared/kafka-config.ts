@@ -72,7 +72,7 @@ export interface KafkaConfig {
   readonly socketDir: string;
   /** Fire-and-forget records (request events) through the native client (else two JS clients). */
   readonly nativeFireAndForget: boolean;
-  /** linger.ms of the fire-and-forget clients (request events): nobody waits for their records. */
+  /** linger.ms of the fire-and-forget clients (request events, async-only routes): nobody waits for their records. */
   readonly fireAndForgetLingerMs: number;
 }
 
@@ -299,10 +299,10 @@ export const KAFKA_SCHEMA: ObjectSchema = {
       kind: 'boolean',
       default: true,
       env: 'SLUICE_KAFKA_NATIVE_FIRE_AND_FORGET',
-      doc: "fire-and-forget records (request events) go from the link straight into librdkafka through the native addon; false = through the Kafka client's two fire-and-forget clients",
+      doc: "fire-and-forget records (request events, records of async-only Kafka routes) go from the link straight into librdkafka through the native addon; false = events through the Kafka client's two fire-and-forget clients, async route records through its main client",
     },
     fireAndForgetLingerMs: int(
-      "linger.ms of the clients that send fire-and-forget records (request events): nobody waits for them, so they fill bigger batches than the profile's linger.ms (fewer requests to the broker, less CPU per record)",
+      "linger.ms of the clients that send fire-and-forget records (request events, records of async-only Kafka routes): nobody waits for them, so they fill bigger batches than the profile's linger.ms (fewer requests to the broker, less CPU per record)",
       0,
       900000,
       100,

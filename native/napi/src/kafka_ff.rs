@@ -383,10 +383,12 @@ impl KafkaFf {
             if kind != frames::FRAME_PRODUCE {
                 break;
             }
-            let r = self.produce_body(&buf[body_start..frame_end], conn_no, accept)?;
-            if r < 0 {
-                break;
-            }
+            // Not taken, refused or an error: stop before it (what was taken stays counted in
+            // `out`); the caller hands that frame to the frame-by-frame path.
+            let r = match self.produce_body(&buf[body_start..frame_end], conn_no, accept) {
+                Ok(r) if r >= 0 => r,
+                _ => break,
+            };
             records += 1;
             bytes += r as f64;
             at = frame_end;
