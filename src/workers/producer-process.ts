@@ -71,6 +71,7 @@ import {
   decodeProduce,
   decodeProduceTxn,
   type DecodedHeader,
+  type KafkaHeader,
 } from '../shared/kafka-frames';
 import {
   PRODUCER_INIT_ENV,
@@ -188,6 +189,7 @@ interface HeldRecord {
   readonly partition: number;
   readonly hashKey: boolean;
   readonly unordered: boolean;
+  readonly ffOrdered: boolean;
   readonly timestamp: number;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
@@ -198,7 +200,7 @@ interface HeldRecord {
 }
 
 /** The fields of a record that `hold` copies (a DecodedRecord, or the same fields loose). */
-type RecordFields = Pick<DecodedRecord, 'id' | 'topic' | 'partition' | 'hashKey' | 'unordered' | 'timestamp' | 'key' | 'value' | 'headers' | 'bytes'>;
+type RecordFields = Pick<DecodedRecord, 'id' | 'topic' | 'partition' | 'hashKey' | 'unordered' | 'ffOrdered' | 'timestamp' | 'key' | 'value' | 'headers' | 'bytes'>;
 
 function hold(connNo: number, r: RecordFields, at: number): HeldRecord {
   return {
@@ -208,6 +210,7 @@ function hold(connNo: number, r: RecordFields, at: number): HeldRecord {
     partition: r.partition,
     hashKey: r.hashKey,
     unordered: r.unordered,
+    ffOrdered: r.ffOrdered,
     timestamp: r.timestamp,
     key: copyBuf(r.key),
     value: copyBuf(r.value),
@@ -347,6 +350,8 @@ export class ProducerService {
   private mainFfInFlight = 0;
   /** The native client takes RF_FF_ORDERED records (for good, once the main client held none). */
   private orderedNative = false;
+  /** Frames encoded again for the native client (produceOrderedNative). */
+  private readonly reencoder = new FrameWriter(4096);
   /** produceFrames()'s counts: records taken, their bytes. */
   private readonly ffRunOut = new Float64Array(2);
   private ffCurrent: FfClient | null = null;
@@ -555,6 +560,7 @@ export class ProducerService {
     for (const [k, v] of Object.entries(this.ffConf(false))) props.push(k, String(v));
     try {
       this.ffNative = new (loadNative().KafkaFf)(props);
+      for (const [topic, c] of this.partitionCounts) this.ffNative.setPartitionCount(topic, c.count);
     } catch (e) {
       this.log.error('native fire-and-forget client not available; using the JavaScript ones', { err: e });
       return false;
@@ -877,7 +883,12 @@ export class ProducerService {
     }
     this.expireWaiting(now);
     this.checkWedged(now);
-    if (this.ffNative !== null) this.settleFfNative(this.ffNative);
+    if (this.ffNative !== null) {
+      this.settleFfNative(this.ffNative);
+      // The native client places keyed records with the counts it was given and never asks:
+      // refresh them here as the JavaScript path does when it uses one (a topic may grow).
+      for (const [topic, c] of this.partitionCounts) if (now - c.at > PARTITION_COUNT_TTL_MS) this.fetchPartitionCount(topic);
+    }
     this.rotateFf();
     this.broadcastStatus();
   }
@@ -934,7 +945,7 @@ export class ProducerService {
       this.waitingBytes += r.bytes;
       return;
     }
-    this.dispatch(conn.no, r.id, r.topic, r.partition, r.hashKey, r.unordered, r.key, r.value, r.timestamp, r.headers, r.bytes, null);
+    this.dispatch(conn.no, r.id, r.topic, r.partition, r.hashKey, r.unordered, r.ffOrdered, r.key, r.value, r.timestamp, r.headers, r.bytes, null);
   }
 
   /** Chooses the partition (hash partitioning may need metadata first) and produces. */
@@ -945,6 +956,7 @@ export class ProducerService {
     partition: number,
     hashKey: boolean,
     unordered: boolean,
+    ffOrdered: boolean,
     key: Buffer | null,
     value: Buffer | null,
     timestamp: number,
@@ -963,7 +975,7 @@ export class ProducerService {
           this.outcome(connNo, id, KERR.QUEUE_FULL, -1, -1, 'Local: Queue full (waiting for topic metadata)', bytes);
           return;
         }
-        const h = held ?? hold(connNo, { id, topic, partition, hashKey, unordered, key, value, timestamp, headers, bytes }, Date.now());
+        const h = held ?? hold(connNo, { id, topic, partition, hashKey, unordered, ffOrdered, key, value, timestamp, headers, bytes }, Date.now());
         if (waiting === undefined) this.metaWaiting.set(topic, [h]);
         else waiting.push(h);
         this.metaWaitingCount++;
@@ -973,7 +985,45 @@ export class ProducerService {
       if (Date.now() - known.at > PARTITION_COUNT_TTL_MS) this.fetchPartitionCount(topic);
       part = jumpConsistentHash(this.hashKey(key), known.count);
     }
+    if (id === 0 && ffOrdered && this.orderedNative && this.ffNative !== null) {
+      this.produceOrderedNative(this.ffNative, connNo, topic, part, key, value, timestamp, headers, bytes);
+      return;
+    }
     this.produceNow(connNo, id, topic, part, unordered, key, value, timestamp, headers, bytes);
+  }
+
+  /**
+   * An ordered fire-and-forget record that reached JavaScript after the native client took
+   * over those (it waited for Kafka or for its topic's partition count): it goes to the
+   * native client too, or it could overtake the records of its kind already there. Encoded
+   * again as a frame (rare: a topic's first records), with its partition chosen.
+   */
+  private produceOrderedNative(
+    ff: KafkaFf,
+    connNo: number,
+    topic: string,
+    partition: number,
+    key: Buffer | null,
+    value: Buffer | null,
+    timestamp: number,
+    headers: DecodedHeader[] | null,
+    bytes: number,
+  ): void {
+    const hs: KafkaHeader[] = [];
+    for (const h of headers ?? []) for (const [n, v] of Object.entries(h)) hs.push([n, v]);
+    const w = this.reencoder;
+    w.truncate(0);
+    const size = w.produce(0, { topic, partition, key, value, timestamp, headers: hs, ffOrdered: true });
+    const frame = w.takeCopy();
+    const r = ff.produce(frame, FRAME_HEADER_BYTES, size, connNo, KAFKA_FF_ACCEPT_ORDERED);
+    if (r >= 0) return; // counted when taken; settled with the native client's reports
+    if (r === KAFKA_FF_REFUSED) {
+      const code = ff.lastError();
+      this.produceRefused(connNo, 0, partition, bytes, { code, message: ff.errorText(code) });
+      return;
+    }
+    // Not a record the native client takes (cannot happen for one encoded here): the main client.
+    this.produceNow(connNo, 0, topic, partition, false, key, value, timestamp, headers, bytes);
   }
 
   private produceNow(
@@ -1017,7 +1067,7 @@ export class ProducerService {
     const bytes = r.size + (r.key == null ? 0 : r.key.length);
     if (id === 0) this.mainFfInFlight--;
     if (err) {
-      if (err.code === KERR.UNKNOWN_PARTITION) this.partitionCounts.delete(r.topic);
+      if (err.code === KERR.UNKNOWN_PARTITION) this.forgetPartitionCount(r.topic);
       else if (err.code === KERR.MSG_TIMED_OUT) this.mainTimeouts++;
       this.outcome(connNo, id, err.code, r.partition, -1, err.message, bytes);
     } else {
@@ -1123,7 +1173,7 @@ export class ProducerService {
   /** Only failed records are reported here (delivery.report.only.error). */
   private onFfDelivery(c: FfClient, err: LibrdKafkaError | null, r: DeliveryReport): void {
     if (!err) return;
-    if (err.code === KERR.UNKNOWN_PARTITION) this.partitionCounts.delete(r.topic);
+    if (err.code === KERR.UNKNOWN_PARTITION) this.forgetPartitionCount(r.topic);
     const ep = c.epoch;
     if (ep === null) {
       // Cannot happen: an epoch is settled only after its queue emptied and its reports came.
@@ -1253,7 +1303,7 @@ export class ProducerService {
     while (this.waiting.length > 0) {
       const h = this.waiting.shift() as HeldRecord;
       this.waitingBytes -= h.bytes;
-      this.dispatch(h.connNo, h.id, h.topic, h.partition, h.hashKey, h.unordered, h.key, h.value, h.timestamp, h.headers, h.bytes, h);
+      this.dispatch(h.connNo, h.id, h.topic, h.partition, h.hashKey, h.unordered, h.ffOrdered, h.key, h.value, h.timestamp, h.headers, h.bytes, h);
     }
   }
 
@@ -1303,7 +1353,7 @@ export class ProducerService {
       this.metaInFlight.delete(topic);
       const t = err ? undefined : md?.topics.find((x) => x.name === topic);
       const count = t?.partitions.length ?? 0;
-      if (count > 0) this.partitionCounts.set(topic, { count, at: Date.now() });
+      if (count > 0) this.setPartitionCount(topic, count);
       const list = this.metaWaiting.get(topic);
       if (list === undefined) return;
       if (count === 0) {
@@ -1317,7 +1367,7 @@ export class ProducerService {
       }
       this.metaWaiting.delete(topic);
       this.metaWaitingCount -= list.length;
-      for (const h of list) this.dispatch(h.connNo, h.id, h.topic, h.partition, h.hashKey, h.unordered, h.key, h.value, h.timestamp, h.headers, h.bytes, h);
+      for (const h of list) this.dispatch(h.connNo, h.id, h.topic, h.partition, h.hashKey, h.unordered, h.ffOrdered, h.key, h.value, h.timestamp, h.headers, h.bytes, h);
     };
     try {
       p.getMetadata({ topic, allTopics: false, timeout: METADATA_TIMEOUT_MS }, done);
@@ -1325,6 +1375,17 @@ export class ProducerService {
       this.metaInFlight.delete(topic);
       this.log.debug('metadata request failed', { topic, err: e });
     }
+  }
+
+  /** A topic's partition count learned from metadata, for both paths (the native client places keyed records too). */
+  private setPartitionCount(topic: string, count: number): void {
+    this.partitionCounts.set(topic, { count, at: Date.now() });
+    this.ffNative?.setPartitionCount(topic, count);
+  }
+
+  private forgetPartitionCount(topic: string): void {
+    this.partitionCounts.delete(topic);
+    this.ffNative?.setPartitionCount(topic, 0);
   }
 
   /** Promise form for transactions: the partition count of `topic`, bounded. */
@@ -1344,7 +1405,7 @@ export class ProducerService {
           }
         });
         if (count > 0) {
-          this.partitionCounts.set(topic, { count, at: Date.now() });
+          this.setPartitionCount(topic, count);
           return count;
         }
       }

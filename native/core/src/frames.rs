@@ -120,12 +120,18 @@ pub const ACCEPT_UNORDERED: u32 = 1;
 /// `accept` bits: RF_FF_ORDERED records (async-only HTTP → Kafka routes).
 pub const ACCEPT_ORDERED: u32 = 2;
 
-/// Whether the native fire-and-forget client may take this record: no report wanted (id 0),
-/// a kind `accept` lets through, and placed without the topic's partition count (a
-/// hash-partitioned record with a key needs it; JavaScript keeps the counts).
+/// Whether the native fire-and-forget client may take this record: no report wanted (id 0)
+/// and a kind `accept` lets through. A record with [`needs_partition_count`] also needs its
+/// topic's partition count.
 pub fn fire_and_forget(p: &Produce<'_>, accept: u32) -> bool {
     let kind = (p.flags & RF_UNORDERED != 0 && accept & ACCEPT_UNORDERED != 0) || (p.flags & RF_FF_ORDERED != 0 && accept & ACCEPT_ORDERED != 0);
-    p.id == 0 && kind && !(p.flags & RF_HASH_KEY != 0 && p.key.is_some())
+    p.id == 0 && kind
+}
+
+/// A record placed by jump consistent hash of its key over its topic's partition count (no
+/// explicit partition; a keyless one is librdkafka's to place).
+pub fn needs_partition_count(p: &Produce<'_>) -> bool {
+    p.flags & RF_HASH_KEY != 0 && p.key.is_some() && p.partition < 0
 }
 
 /// Bytes of a frame's length prefix (`u32`, the type byte and body that follow).
@@ -262,7 +268,13 @@ mod tests {
         assert!(!take(0, 0, b"k", all), "neither kind");
         assert!(!take(0, RF_UNORDERED, b"k", ACCEPT_ORDERED));
         assert!(!take(0, RF_FF_ORDERED, b"k", ACCEPT_UNORDERED));
-        assert!(!take(0, RF_FF_ORDERED | RF_HASH_KEY, b"k", all), "keyed hash needs the partition count");
-        assert!(take(0, RF_FF_ORDERED | RF_HASH_KEY | RF_KEY_NULL, b"", all), "keyless hash: librdkafka places it");
+        let needs = |flags: u8, key: &[u8], partition: i32| {
+            let b = body(0, partition, flags, 0, "t", key, &[], b"v");
+            needs_partition_count(&parse_produce(&b).unwrap())
+        };
+        assert!(needs(RF_FF_ORDERED | RF_HASH_KEY, b"k", -1));
+        assert!(!needs(RF_FF_ORDERED | RF_HASH_KEY | RF_KEY_NULL, b"", -1), "keyless: librdkafka places it");
+        assert!(!needs(RF_FF_ORDERED | RF_HASH_KEY, b"k", 2), "an explicit partition");
+        assert!(!needs(RF_FF_ORDERED, b"k", -1), "librdkafka's partitioner");
     }
 }

@@ -24,6 +24,19 @@ pub fn xxh3_64(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
+/// Jump consistent hash (Lamping and Veach, arXiv:1406.2294): the bucket in `[0, buckets)` of
+/// a 64-bit key, exactly the paper's C++; Kafka partitioning uses it with `hash_key(key)`
+/// (src/shared/kafka-partition.ts is the JavaScript twin). `buckets` 0 gives 0.
+pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
+    let (mut b, mut j) = (-1i64, 0i64);
+    while j < buckets as i64 {
+        b = j;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+    }
+    b.max(0) as u32
+}
+
 const CRC32_TABLE: [u32; 256] = make_crc32_table();
 
 const fn make_crc32_table() -> [u32; 256] {
@@ -103,6 +116,21 @@ mod tests {
                 h,
                 xxh3_64(format!("key-{n}").as_bytes()) & SAFE_INTEGER_MASK
             );
+        }
+    }
+
+    #[test]
+    fn jump_consistent_hash_matches_the_javascript_twin() {
+        // From jumpConsistentHash(hashKey(key), n) in src/shared/kafka-partition.ts.
+        for (key, n, hash, want) in [
+            ("one-key", 3, 8129219140097090u64, 2),
+            ("user-1", 7, 6216368499779017, 1),
+            ("", 1, 1829609776846018, 0),
+            ("abc", 1000, 4327216212031824, 489),
+            ("zzz", 2147483647, 5291155108563388, 1106025474),
+        ] {
+            assert_eq!(hash_key(key.as_bytes()), hash, "{key}");
+            assert_eq!(jump_consistent_hash(hash, n), want, "{key} over {n}");
         }
     }
 }

@@ -27,6 +27,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use sluice_core::frames::{self, FrameError};
+use sluice_core::hash;
 
 // ---- librdkafka's C API, resolved at run time ------------------------------------------------
 
@@ -277,6 +278,8 @@ pub struct KafkaFf {
     callback_ref: *const Shared,
     topics: HashMap<Vec<u8>, *mut Rkt>,
     header_names: HashMap<Vec<u8>, CString>,
+    /// Partition counts of topics, as the JavaScript side learned them (setPartitionCount).
+    partition_counts: HashMap<Vec<u8>, u32>,
     poller: Option<JoinHandle<()>>,
     last_error: i32,
 }
@@ -346,6 +349,7 @@ impl KafkaFf {
                 callback_ref,
                 topics: HashMap::new(),
                 header_names: HashMap::new(),
+                partition_counts: HashMap::new(),
                 poller: Some(poller),
                 last_error: 0,
             })
@@ -353,7 +357,8 @@ impl KafkaFf {
     }
 
     /// Produces the `PRODUCE` body `buf[start..end]` for link `connNo` when it is a
-    /// fire-and-forget record (id 0; hash-partitioned only without a key) of a kind `accept` lets
+    /// fire-and-forget record (id 0; keyed and hash-partitioned only once its topic's count
+    /// was set, see setPartitionCount) of a kind `accept` lets
     /// through (ACCEPT_UNORDERED: RF_UNORDERED records; ACCEPT_ORDERED: RF_FF_ORDERED ones):
     /// returns its bytes (key + value), NOT_HANDLED (-1) for any other body (JavaScript decodes
     /// it, and refuses a malformed one), or REFUSED (-2) when librdkafka refused it (see
@@ -409,6 +414,16 @@ impl KafkaFf {
         if !frames::fire_and_forget(&p, accept) {
             return Ok(NOT_HANDLED);
         }
+        // Jump consistent hash of the key, as the JavaScript path places it; without the
+        // topic's count the record is JavaScript's (it fetches the count).
+        let partition = if frames::needs_partition_count(&p) {
+            match self.partition_counts.get(p.topic) {
+                Some(&count) => hash::jump_consistent_hash(hash::hash_key(p.key.unwrap_or(&[])), count) as i32,
+                None => return Ok(NOT_HANDLED),
+            }
+        } else {
+            p.partition
+        };
         let api = api()?;
         let rkt = match self.topics.get(p.topic) {
             Some(&t) => t,
@@ -429,7 +444,7 @@ impl KafkaFf {
             n += 1;
         };
         push(VTYPE_RKT, VuValue { ptr: rkt });
-        push(VTYPE_PARTITION, VuValue { i32_: p.partition });
+        push(VTYPE_PARTITION, VuValue { i32_: partition });
         push(VTYPE_MSGFLAGS, VuValue { i: MSG_F_COPY });
         if let Some(v) = p.value {
             push(VTYPE_VALUE, VuValue { mem: VuMem { ptr: v.as_ptr() as *const c_void, size: v.len() } });
@@ -461,6 +476,17 @@ impl KafkaFf {
         self.last_error = unsafe { (api.error_code)(err) };
         unsafe { (api.error_destroy)(err) };
         Ok(REFUSED)
+    }
+
+    /// The partition count of `topic` for records placed by key hash (what the JavaScript
+    /// side fetched from metadata); 0 forgets it (those records go back to JavaScript).
+    #[napi]
+    pub fn set_partition_count(&mut self, topic: String, count: u32) {
+        if count == 0 {
+            self.partition_counts.remove(topic.as_bytes());
+        } else {
+            self.partition_counts.insert(topic.into_bytes(), count);
+        }
     }
 
     /// The librdkafka error code of the last REFUSED record.

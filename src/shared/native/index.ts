@@ -103,7 +103,7 @@ export const KAFKA_FF_ACCEPT_ORDERED = 2;
 export interface KafkaFf {
   /**
    * Produces the PRODUCE body `buf[start, end)` of link `connNo` if it is a fire-and-forget
-   * record (id 0; hash-partitioned only without a key) of a kind `accept` lets through
+   * record (id 0; keyed and hash-partitioned only once its topic's count was set) of a kind `accept` lets through
    * (KAFKA_FF_ACCEPT_*): its key + value bytes, else KAFKA_FF_NOT_HANDLED or KAFKA_FF_REFUSED.
    */
   produce(buf: Uint8Array, start: number, end: number, connNo: number, accept: number): number;
@@ -114,6 +114,8 @@ export interface KafkaFf {
    * handle frame by frame); `out[0]` = records taken, `out[1]` = their key + value bytes.
    */
   produceFrames(buf: Uint8Array, start: number, end: number, connNo: number, accept: number, maxFrameBytes: number, out: Float64Array): number;
+  /** The partition count of `topic` for records placed by key hash; 0 forgets it. */
+  setPartitionCount(topic: string, count: number): void;
   lastError(): number;
   errorText(code: number): string;
   /** Outcomes since the last call: `[connNo, delivered, failed, bytes, lastError]` per link. */
