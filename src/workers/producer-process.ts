@@ -596,8 +596,7 @@ export class ProducerService {
     }
     // Refused: counted as taken with no bytes (the client did not say how many), then failed.
     this.taken(conn, 0);
-    const code = ff.lastError();
-    this.produceRefused(conn.no, 0, -1, 0, { code, message: ff.errorText(code) });
+    this.ffNativeRefused(ff, conn.no, -1, 0);
     return true;
   }
 
@@ -1018,8 +1017,7 @@ export class ProducerService {
     const r = ff.produce(frame, FRAME_HEADER_BYTES, size, connNo, KAFKA_FF_ACCEPT_ORDERED);
     if (r >= 0) return; // counted when taken; settled with the native client's reports
     if (r === KAFKA_FF_REFUSED) {
-      const code = ff.lastError();
-      this.produceRefused(connNo, 0, partition, bytes, { code, message: ff.errorText(code) });
+      this.ffNativeRefused(ff, connNo, partition, bytes);
       return;
     }
     // Not a record the native client takes (cannot happen for one encoded here): the main client.
@@ -1051,6 +1049,12 @@ export class ProducerService {
       return;
     }
     if (id === 0) this.mainFfInFlight++;
+  }
+
+  /** The native client refused a record (lastError() says why): its outcome, now. */
+  private ffNativeRefused(ff: KafkaFf, connNo: number, partition: number, bytes: number): void {
+    const code = ff.lastError();
+    this.produceRefused(connNo, 0, partition, bytes, { code, message: ff.errorText(code) });
   }
 
   /** A client's produce() threw (queue full, unknown topic, ...): the record's outcome, now. */
