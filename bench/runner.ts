@@ -24,6 +24,7 @@ import {
   freePort,
   hasCommand,
   killAllSpawned,
+  pinRunningProcess,
   processBusySeconds,
   readCpuTimes,
   resetPeakRss,
@@ -367,6 +368,14 @@ async function main(): Promise<number> {
   const hostCount = Math.max(1, ...scenarios.map((s) => s.upstreamHosts));
   log(`work dir ${workDir}; scenarios ${opts.scenarios.join(', ')}; contenders ${opts.contenders.join(', ')}; load generators ${loadgens.join(', ')}`);
 
+  // The local Kafka broker (scripts/bench.sh starts it) stands in for a remote cluster: it
+  // runs beside the load generator and the upstream, off the proxy's CPU, where its threads
+  // would otherwise take turns with the proxy and the producer process they measure.
+  const kafkaPid = Number(process.env.BENCH_KAFKA_PID ?? '');
+  const unpinKafka =
+    Number.isInteger(kafkaPid) && kafkaPid > 0 && scenarios.some((s) => s.name.startsWith('kafka-')) ? pinRunningProcess(kafkaPid, opts.loadCpus) : null;
+  if (unpinKafka !== null) log(`Kafka broker (pid ${kafkaPid}) pinned to CPU ${opts.loadCpus} for the run`);
+
   const runs: RunRecord[] = [];
   const outcomes: ScenarioOutcome[] = [];
   const upstream = await startUpstream(opts.upstream, { root, workDir: path.join(workDir, 'upstream'), cpus: opts.loadCpus, hostCount });
@@ -379,6 +388,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await stopAll();
+    unpinKafka?.();
   }
 
   const command = process.env.BENCH_COMMAND ?? `node ${path.relative(root, process.argv[1] ?? 'dist/bench/runner.js')} ${process.argv.slice(2).join(' ')}`.trim();
@@ -397,6 +407,7 @@ async function main(): Promise<number> {
     retryNoisy: opts.retryNoisy,
     ...(opts.rate === null ? {} : { rate: opts.rate }),
     backgroundBusy,
+    ...(unpinKafka === null ? {} : { kafkaBrokerCpus: opts.loadCpus }),
   };
   const name = reportName(opts);
   const rawDir = path.join(root, 'bench', 'results', 'raw');

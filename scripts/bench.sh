@@ -73,6 +73,9 @@ case "$args" in
 esac
 if [ "$need_kafka" = 1 ] && [ -z "${SLUICE_KAFKA_BROKERS:-}" ]; then
   bash scripts/kafka.sh start
+  # The runner pins the broker off the proxy's CPU for the run (bench/README.md, "Method").
+  BENCH_KAFKA_PID="$(bash scripts/kafka.sh status | sed -n 's/^kafka: running (pid \([0-9]*\).*/\1/p')"
+  export BENCH_KAFKA_PID
 fi
 
 exec node dist/bench/runner.js "$@"

@@ -317,3 +317,18 @@ export function commandLine(cmd: string, args: readonly string[]): string | null
 export function hasCommand(cmd: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8' }).status === 0;
 }
+
+/**
+ * Pins every thread of a running process to `cpus` (a taskset list) and returns a function
+ * that gives it back the affinity it had; null when taskset refused (no such process, say).
+ * New threads inherit the affinity of the thread that creates them.
+ */
+export function pinRunningProcess(pid: number, cpus: string): (() => void) | null {
+  const before = spawnSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' });
+  const was = /:\s*(\S+)\s*$/.exec(before.stdout ?? '')?.[1];
+  if (before.status !== 0 || was === undefined) return null;
+  if (spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' }).status !== 0) return null;
+  return () => {
+    spawnSync('taskset', ['-a', '-p', '-c', was, String(pid)], { encoding: 'utf8' });
+  };
+}

@@ -222,7 +222,7 @@ export function renderMarkdown(
       : '- The bench did not wait for a quiet machine between runs (`--quiet-wait 0`); "other CPU %" shows what competed during each run.',
   );
   if (settings.retryNoisy) md.push(`- A run during which other processes used more than ${NOISY_PCT}% of a CPU was measured again, up to ${settings.retryNoisy} times; the last attempt counts.`);
-  md.push(`- Pinning: proxy contenders on CPU ${settings.proxyCpus}; load generator and upstream on CPU ${settings.loadCpus}; the "all workers" contenders (\`sluice\`, \`nginx-all\`) on CPUs ${settings.allCpus}, where they share the load CPU with the load generator and the upstream.`);
+  md.push(`- Pinning: proxy contenders on CPU ${settings.proxyCpus}; load generator and upstream on CPU ${settings.loadCpus}; the "all workers" contenders (\`sluice\`, \`nginx-all\`) on CPUs ${settings.allCpus}, where they share the load CPU with the load generator and the upstream.${settings.kafkaBrokerCpus === undefined ? '' : ` The local Kafka broker (it stands in for a remote cluster) on CPU ${settings.kafkaBrokerCpus} too, off the proxy's CPU.`}`);
   md.push('');
   for (const o of outcomes) {
     md.push(`## ${o.scenario}: ${o.title}`, '');

@@ -116,4 +116,6 @@ export interface BenchSettings {
   readonly rate?: number;
   /** Busy % per CPU over a few seconds before anything was started. */
   readonly backgroundBusy: Readonly<Record<string, number>>;
+  /** CPUs the local Kafka broker was pinned to for the run (absent: not pinned, or no Kafka scenario). */
+  readonly kafkaBrokerCpus?: string;
 }

@@ -74,6 +74,8 @@ export interface KafkaConfig {
   readonly nativeFireAndForget: boolean;
   /** linger.ms of the fire-and-forget clients (request events, async-only routes): nobody waits for their records. */
   readonly fireAndForgetLingerMs: number;
+  /** How long an HTTP worker holds fire-and-forget records for more before writing them to the producer. */
+  readonly linkLingerMs: number;
 }
 
 /** librdkafka producer properties, as `new Producer(...)` takes them. */
@@ -307,6 +309,13 @@ export const KAFKA_SCHEMA: ObjectSchema = {
       900000,
       100,
       'SLUICE_KAFKA_FIRE_AND_FORGET_LINGER_MS',
+    ),
+    linkLingerMs: int(
+      'per HTTP worker: how long fire-and-forget records (request events, records of async-only Kafka routes) wait for more before one write hands them to the producer process; a record with a callback, or 512 KiB waiting, sends them at once (0 = at the end of the event-loop turn)',
+      0,
+      10000,
+      100,
+      'SLUICE_KAFKA_LINK_LINGER_MS',
     ),
     socketDir: {
       kind: 'string',

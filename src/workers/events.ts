@@ -118,11 +118,11 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
    * attempts, flags, error, headers? }` (docs/kafka.md lists the fields). Public for the
    * unit test that holds it to JSON.stringify.
    */
-  eventJson(s: Session, err: SluiceError | null, seq: bigint): Buffer {
+  eventJson(s: Session, err: SluiceError | null, seq: number): Buffer {
     const j = this.json;
     j.reset();
     j.raw('{"seq":"');
-    j.raw(seq.toString());
+    j.int(seq);
     j.raw('","instance":');
     j.str(this.instance);
     j.raw(this.workerField);

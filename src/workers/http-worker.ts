@@ -77,7 +77,13 @@ const metrics = new MetricsRecorder();
 const kafka: KafkaLink | null =
   data.kafkaSocket === null
     ? null
-    : new KafkaLink({ socketPath: data.kafkaSocket, workerId: data.workerId, socketBufferBytes: data.config.kafka.socketBufferBytes, logger: log });
+    : new KafkaLink({
+        socketPath: data.kafkaSocket,
+        workerId: data.workerId,
+        socketBufferBytes: data.config.kafka.socketBufferBytes,
+        ffDelayMs: data.config.kafka.linkLingerMs,
+        logger: log,
+      });
 const instance = data.config.kafka.instanceId === '' ? hostname() : data.config.kafka.instanceId;
 
 const hostState = new HostStateTable(data.hostState);

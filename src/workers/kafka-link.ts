@@ -4,7 +4,7 @@
  *
  * Hot path: `produce()` encodes the record straight into one reusable buffer; everything
  * produced in one event-loop turn goes out in one socket write (scheduled with setImmediate),
- * and fire-and-forget records alone may wait a few ms more for the next turns' (ffDelayMs).
+ * and fire-and-forget records alone may wait longer for the next turns' (ffDelayMs).
  * The buffer is bounded (`socketBufferBytes`: encoded bytes not yet taken by the kernel); when
  * it is full `produce()` returns false at once and `refusal()` says why, so the caller can
  * drop and count, or answer 503 with `retryAfterSeconds()`. Nothing here waits.
@@ -69,18 +69,19 @@ export interface KafkaLinkOptions {
    */
   readonly batch?: 'immediate' | 'microtask';
   /**
-   * How long fire-and-forget records may wait in the buffer for more (default 20 ms; 0 = the
-   * turn's end, as records with a callback). One write then carries the records of several
-   * turns, which at moderate rates saves both processes a wake-up and a syscall per turn
-   * (docs/kafka.md, Measurements). A record with a callback, or a buffer past 64 KiB, still
-   * goes at the end of the turn, taking the waiting ones with it (in order).
+   * How long fire-and-forget records may wait in the buffer for more (`kafka.linkLingerMs`,
+   * default 100 ms; 0 = the turn's end, as records with a callback). One write then carries
+   * the records of many turns, which saves the producer process a wake-up and a read per
+   * turn (docs/kafka.md, Measurements). A record with a callback, or a buffer past
+   * FF_EAGER_BYTES (at most half of socketBufferBytes), still goes at the end of the turn,
+   * taking the waiting ones with it (in order).
    */
   readonly ffDelayMs?: number;
 }
 
 /** Buffered bytes past which waiting fire-and-forget records go at the end of the turn. */
-const FF_EAGER_BYTES = 64 * 1024;
-const DEFAULT_FF_DELAY_MS = 20;
+const FF_EAGER_BYTES = 512 * 1024;
+const DEFAULT_FF_DELAY_MS = 100;
 
 export interface KafkaLinkCounters {
   /** Records produce() accepted (a transaction counts each record). */
@@ -136,6 +137,8 @@ export class KafkaLink {
   /** The timer of fire-and-forget records waiting for more (ffDelayMs). */
   private ffTimer: NodeJS.Timeout | null = null;
   private readonly ffDelayMs: number;
+  /** Buffered bytes past which waiting fire-and-forget records go at the end of the turn. */
+  private readonly ffEagerBytes: number;
   private closing = false;
   private destroyed = false;
   private closePromise: Promise<void> | null = null;
@@ -167,6 +170,7 @@ export class KafkaLink {
     this.maxRecordBytes = Math.min(opts.socketBufferBytes, MAX_FRAME_BYTES);
     this.log = opts.logger;
     this.ffDelayMs = opts.ffDelayMs ?? DEFAULT_FF_DELAY_MS;
+    this.ffEagerBytes = Math.min(FF_EAGER_BYTES, Math.floor(opts.socketBufferBytes / 2));
     this.reader = new FrameReader(this.onFrame);
     this.connect();
   }
@@ -194,7 +198,7 @@ export class KafkaLink {
     this.enqueued++;
     if (onReport === undefined) {
       this.ffBatch++;
-      this.scheduleFlush(this.writer.len >= FF_EAGER_BYTES);
+      this.scheduleFlush(this.writer.len >= this.ffEagerBytes);
     } else {
       this.pending.set(id, onReport);
       this.batchIds.push(id);

@@ -42,7 +42,7 @@ function config(over: Record<string, unknown>): KafkaConfig {
 }
 
 /** A producer process and one link to it; waits until the link is up (not for Kafka). */
-async function harness(over: Record<string, unknown> = {}, linkOver: { socketBufferBytes?: number } = {}): Promise<Harness> {
+async function harness(over: Record<string, unknown> = {}, linkOver: { socketBufferBytes?: number; ffDelayMs?: number } = {}): Promise<Harness> {
   const cfg = config(over);
   const logs: string[] = [];
   const logger = createLogger(VERBOSE ? 'debug' : 'warn', { test: 'kafka-producer' }, (line) => {
@@ -60,7 +60,13 @@ async function harness(over: Record<string, unknown> = {}, linkOver: { socketBuf
     },
   });
   await sup.start();
-  const link = new KafkaLink({ socketPath: sup.socketPath, workerId: running.length + 1, socketBufferBytes: linkOver.socketBufferBytes ?? cfg.socketBufferBytes, logger });
+  const link = new KafkaLink({
+    socketPath: sup.socketPath,
+    workerId: running.length + 1,
+    socketBufferBytes: linkOver.socketBufferBytes ?? cfg.socketBufferBytes,
+    ffDelayMs: linkOver.ffDelayMs ?? cfg.linkLingerMs,
+    logger,
+  });
   await link.whenReady(10000);
   const h = { sup, link, logs, config: cfg };
   running.push(h);
@@ -222,6 +228,38 @@ describe('Kafka delivery through KafkaLink and the producer process (real broker
     const s = h.link.status();
     assert.deepEqual([s.enqueued, s.delivered, s.failed, s.unknown, s.dropped, s.inFlight], [n, n, 0, 0, 0, 0]);
     await dispose(h);
+  });
+
+  test('fire-and-forget records wait in the link (linkLingerMs) until the linger ends, a record with a callback, or the eager size', T, async () => {
+    const topic = uniqueTopic('linger');
+    await createTopic(topic, 1);
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    // 1. A linger longer than the test: they wait, then a record with a callback takes them along.
+    const held = await harness({}, { ffDelayMs: 600000 });
+    for (let i = 0; i < 10; i++) assert.equal(held.link.produce({ topic, value: `held-${i}` }), true);
+    await sleep(300);
+    assert.ok(held.link.bufferedBytes() > 0, 'the records still wait in the link');
+    assert.equal(held.link.status().delivered, 0);
+    const report = await new Promise<Outcome>((resolve) => held.link.produce({ topic, value: 'sync' }, (err, partition, offset) => resolve({ err, partition, offset })));
+    assert.equal(report.err, null);
+    await waitUntil(() => held.link.status().delivered === 11, 30000, () => `delivered == 11: ${JSON.stringify(held.link.status())}`);
+    // 2. Past the eager size (half of a 64 KiB socketBufferBytes) they go at the end of the turn.
+    const eager = await harness({}, { ffDelayMs: 600000, socketBufferBytes: 65536 });
+    const big = 'x'.repeat(4000);
+    for (let i = 0; i < 9; i++) assert.equal(eager.link.produce({ topic, value: big }), true);
+    await new Promise((r) => setImmediate(r));
+    await waitUntil(() => eager.link.status().delivered === 9, 30000, () => `delivered == 9: ${JSON.stringify(eager.link.status())}`);
+    // 3. A short linger: written when it ends, with nothing else to take them.
+    const short = await harness({}, { ffDelayMs: 200 });
+    for (let i = 0; i < 5; i++) assert.equal(short.link.produce({ topic, value: `short-${i}` }), true);
+    assert.ok(short.link.bufferedBytes() > 0);
+    await waitUntil(() => short.link.status().delivered === 5, 30000, () => `delivered == 5: ${JSON.stringify(short.link.status())}`);
+    const msgs = await readTopic(topic, { partitions: 1, until: (m) => m.length >= 25 });
+    assert.equal(msgs.length, 25);
+    // One partition, one link each: the held records came before the record that took them along.
+    const texts = msgs.map(valueText).filter((t) => t.startsWith('held-') || t === 'sync');
+    assert.deepEqual(texts, [...Array.from({ length: 10 }, (_, i) => `held-${i}`), 'sync']);
+    for (const h of [held, eager, short]) await dispose(h);
   });
 
   for (const native of [true, false]) {

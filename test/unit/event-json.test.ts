@@ -97,11 +97,12 @@ test('an event is JSON.stringify of its fields, byte for byte', () => {
     i === 2 ? sluiceError('SLUICE_ERR_UPSTREAM_RESET') : null,
   ]);
   sessions.forEach(([s, err], i) => {
-    const seq = BigInt(i) * 1000000007n;
+    // Up to 2^53 - 1, the largest sequence number written exactly.
+    const seq = i === 0 ? Number.MAX_SAFE_INTEGER : i * 1000000007;
     const got = phase.eventJson(s, err, seq).toString('utf8');
     const parsed = JSON.parse(got) as { ts: number; latencyMs: number };
     const want = JSON.stringify({
-      seq: seq.toString(),
+      seq: String(seq),
       instance: 'inst"1',
       worker: 3,
       ts: parsed.ts,

@@ -57,6 +57,7 @@ describe('defaults and profiles', () => {
     assert.equal(c.socketDir, '');
     assert.equal(c.transactions, false);
     assert.equal(c.fireAndForgetLingerMs, 100);
+    assert.equal(c.linkLingerMs, 100);
     assert.equal(c.security.protocol, 'plaintext');
     assert.deepEqual(c.extra, {});
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.security));
