@@ -18,6 +18,8 @@
  * without a bounds check.
  */
 import { SluiceError, type ErrorCode } from './errors';
+import { formatEventJson } from './event-binary';
+import { grownBuffer } from './json-bytes';
 
 // ---------------------------------------------------------------- constants
 
@@ -54,6 +56,8 @@ export const RF_UNORDERED = 8;
  * librdkafka client, records in link order) but never through the epoch clients.
  */
 export const RF_FF_ORDERED = 16;
+/** The value is a request event's binary fields (event-binary.ts); the producer writes its JSON. */
+export const RF_EVENT = 32;
 
 /** STATUS flags. */
 export const SF_BROKER_UP = 1;
@@ -198,21 +202,14 @@ export interface KafkaRecord {
    * send it through its native client, which keeps their order (RF_FF_ORDERED).
    */
   readonly ffOrdered?: boolean;
+  /** The value is a request event's binary fields (event-binary.ts): Kafka gets its JSON. */
+  readonly event?: boolean;
 }
 
 const TWO_32 = 4294967296;
 
 function bytesBound(v: Uint8Array | string): number {
   return typeof v === 'string' ? v.length * 3 : v.length;
-}
-
-/** A buffer of at least `need` bytes (doubling), holding the first `used` bytes of `buf`. */
-export function grownBuffer(buf: Buffer, used: number, need: number): Buffer {
-  let size = buf.length * 2;
-  while (size < need) size *= 2;
-  const next = Buffer.allocUnsafe(size);
-  buf.copy(next, 0, 0, used);
-  return next;
 }
 
 /**
@@ -384,6 +381,7 @@ export class FrameWriter {
     if (rec.value === null) flags |= RF_VALUE_NULL;
     if (rec.unordered === true) flags |= RF_UNORDERED;
     if (rec.ffOrdered === true) flags |= RF_FF_ORDERED;
+    if (rec.event === true) flags |= RF_EVENT;
     o = this.u32(o, partition >>> 0);
     o = this.u8(o, flags);
     o = this.u64(o, ts);
@@ -715,7 +713,15 @@ export function decodeRecord(b: Buffer, p: number, e: number, out: DecodedRecord
   const vl = rdU32(b, p);
   p += 4;
   need(p, vl, e);
-  out.value = (flags & RF_VALUE_NULL) !== 0 ? null : b.subarray(p, p + vl);
+  if ((flags & RF_VALUE_NULL) !== 0) {
+    out.value = null;
+  } else if ((flags & RF_EVENT) !== 0) {
+    // A request event's binary fields: what goes to Kafka is its JSON.
+    out.value = formatEventJson(b, p, p + vl);
+    if (out.value === null) throw new FrameError('malformed request event');
+  } else {
+    out.value = b.subarray(p, p + vl);
+  }
   p += vl;
   out.bytes = kl + vl;
   return p;

@@ -1,8 +1,9 @@
 /**
- * Request events: the logging phase that turns every finished request into one JSON record
- * for Kafka (DESIGN §4), written straight into bytes (event-json.ts). It only encodes and
- * hands the record to the worker's KafkaLink, which batches it (fire-and-forget records wait
- * up to 20 ms for more); the request path never waits on Kafka. When the
+ * Request events: the logging phase that turns every finished request into one record for
+ * Kafka (DESIGN §4). It writes the event's fields in binary (src/shared/event-binary.ts; the
+ * producer process writes the JSON that goes to Kafka) and hands the record to the worker's
+ * KafkaLink, which batches it (fire-and-forget records wait
+ * up to kafka.linkLingerMs for more); the request path never waits on Kafka. When the
  * link's bounded buffer is full the event is dropped and counted (the sequence number it took
  * stays unused, so consumers see the gap).
  *
@@ -10,11 +11,11 @@
  * config explicitly allows it (the schema refuses them otherwise).
  */
 import type { EventsConfig } from '../shared/config';
+import { EVENT_NULL, EventWriter } from '../shared/event-binary';
 import type { SluiceError } from '../shared/errors';
 import type { KafkaHeader } from '../shared/kafka-frames';
 import type { ProxyPhases, Session, TryRecord } from '../shared/phases';
 import { nextEventSeq } from '../shared/sab-layout';
-import { JsonBytes } from './event-json';
 import type { KafkaLink } from './kafka-link';
 import type { RequestCtx } from './proxy';
 
@@ -65,25 +66,35 @@ export function compileEventKey(expr: string): ((s: Session) => string) | null {
 export class EventsPhase implements ProxyPhases<RequestCtx> {
   private readonly keyOf: ((s: Session) => string) | null;
   private readonly headerNames: readonly string[];
-  private readonly json = new JsonBytes();
-  private readonly workerField: string;
+  private readonly bin = new EventWriter();
+  /** The `instance` field as written (the same for every event). */
+  private readonly instanceField: Buffer;
   private readonly requestIdHeader: [string, string] = ['x-request-id', ''];
   /** The record handed to the link, reused: the link encodes it before produce() returns. */
-  private readonly rec: { readonly topic: string; value: Uint8Array | null; key: string | null; readonly headers: KafkaHeader[]; readonly unordered: true };
+  private readonly rec: {
+    readonly topic: string;
+    value: Uint8Array | null;
+    key: string | null;
+    readonly headers: KafkaHeader[];
+    readonly unordered: true;
+    readonly event: true;
+  };
 
   constructor(
     private readonly cfg: EventsConfig,
     private readonly link: KafkaLink,
     private readonly counters: BigInt64Array,
-    private readonly instance: string,
-    workerId: number,
+    instance: string,
+    private readonly workerId: number,
     readonly stats: EventCounters,
   ) {
     this.keyOf = compileEventKey(cfg.key);
     // Header names are object keys in the event: a name given twice appears once (as in
     // an object literal), at its first place.
     this.headerNames = [...new Set((cfg.headers ?? []).map((h) => h.toLowerCase()))];
-    this.workerField = `,"worker":${JSON.stringify(workerId)},"ts":`;
+    const w = new EventWriter();
+    w.str(instance);
+    this.instanceField = Buffer.from(w.view());
     this.rec = {
       topic: cfg.topic,
       value: null,
@@ -92,6 +103,7 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
       // Events carry their own `seq`: they take the producer's cheaper path, which does not
       // keep their order against other records (docs/kafka.md, "Fire-and-forget records").
       unordered: true,
+      event: true,
     };
   }
 
@@ -103,7 +115,7 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
     }
     const seq = nextEventSeq(this.counters);
     const rec = this.rec;
-    rec.value = this.eventJson(s, err, seq);
+    rec.value = this.eventBinary(s, err, seq);
     rec.key = this.keyOf === null ? null : this.keyOf(s);
     this.requestIdHeader[1] = s.requestId;
     const ok = this.link.produce(rec);
@@ -112,88 +124,67 @@ export class EventsPhase implements ProxyPhases<RequestCtx> {
   }
 
   /**
-   * The event as JSON bytes (a view of the reused buffer, valid until the next event): the
-   * text JSON.stringify gives for `{ seq, instance, worker, ts, requestId, client, method,
-   * host, path, route, upstream, upstreamHost, lbKey, status, bytesIn, bytesOut, latencyMs,
-   * attempts, flags, error, headers? }` (docs/kafka.md lists the fields). Public for the
-   * unit test that holds it to JSON.stringify.
+   * The event's fields in binary (a view of the reused buffer, valid until the next event),
+   * for the JSON JSON.stringify gives for `{ seq, instance, worker, ts, requestId, client,
+   * method, host, path, route, upstream, upstreamHost, lbKey, status, bytesIn, bytesOut,
+   * latencyMs, attempts, flags, error, headers? }` (docs/kafka.md lists the fields). Public for
+   * the unit test that holds its JSON to JSON.stringify.
    */
-  eventJson(s: Session, err: SluiceError | null, seq: number): Buffer {
-    const j = this.json;
-    j.reset();
-    j.raw('{"seq":"');
-    j.int(seq);
-    j.raw('","instance":');
-    j.str(this.instance);
-    j.raw(this.workerField);
-    j.num(Date.now());
-    j.raw(',"requestId":');
-    j.str(s.requestId);
-    j.raw(',"client":');
-    j.str(s.clientAddress);
-    j.raw(',"method":');
-    j.str(s.method);
-    j.raw(',"host":');
-    j.str(headerValue(s, 'host'));
-    j.raw(',"path":');
-    j.str(s.path);
-    j.raw(',"route":');
-    j.str(s.routeName);
-    j.raw(',"upstream":');
-    j.str(s.upstreamName);
-    j.raw(',"upstreamHost":');
-    j.str(s.upstreamHost);
-    j.raw(',"lbKey":');
-    j.strOrNull(s.lbKey === '' ? null : s.lbKey);
-    j.raw(',"status":');
-    j.num(s.status);
-    j.raw(',"bytesIn":');
-    j.num(s.bytesIn);
-    j.raw(',"bytesOut":');
-    j.num(s.bytesOut);
-    j.raw(',"latencyMs":');
-    j.milli(Math.round((performance.now() - s.startedAt) * 1000));
-    j.raw(',"attempts":');
+  eventBinary(s: Session, err: SluiceError | null, seq: number): Buffer {
+    const w = this.bin;
+    w.reset();
+    w.num(seq);
+    w.bytes(this.instanceField);
+    w.num(this.workerId);
+    w.num(Date.now());
+    w.str(s.requestId);
+    w.str(s.clientAddress);
+    w.str(s.method);
+    w.str(headerValue(s, 'host'));
+    w.str(s.path);
+    w.str(s.routeName);
+    w.str(s.upstreamName);
+    w.str(s.upstreamHost);
+    w.strOrNull(s.lbKey === '' ? null : s.lbKey);
+    w.num(s.status);
+    w.num(s.bytesIn);
+    w.num(s.bytesOut);
+    // Durations in thousandths of a ms (written as k / 1000).
+    w.num(Math.round((performance.now() - s.startedAt) * 1000));
     const tries = s.tries;
     if (tries === null) {
-      j.raw('null');
+      w.u32(EVENT_NULL);
     } else {
-      j.raw('[');
+      w.u32(tries.length);
       for (let i = 0; i < tries.length; i++) {
         const t = tries[i] as TryRecord;
-        j.raw(i === 0 ? '{"host":' : ',{"host":');
-        j.str(t.host);
-        j.raw(',"at":');
-        j.milli(Math.round(t.at * 1000));
-        j.raw(',"ms":');
-        // t.ms is Math.round(x * 1000) / 1000 (or -1): k / 1000 for the integer k recovered here.
-        j.milli(Math.round(t.ms * 1000));
-        j.raw(',"outcome":');
-        j.str(t.outcome);
-        j.raw('}');
+        w.str(t.host);
+        w.num(Math.round(t.at * 1000));
+        // t.ms is Math.round(x * 1000) / 1000 (or -1): the integer k recovered here.
+        w.num(Math.round(t.ms * 1000));
+        w.str(t.outcome);
       }
-      j.raw(']');
     }
-    j.raw(',"flags":');
-    j.strArray(s.flags);
-    j.raw(',"error":');
-    j.strOrNull(err === null ? null : err.code);
+    const flags = s.flags;
+    w.u32(flags.length);
+    for (let i = 0; i < flags.length; i++) w.str(flags[i] as string);
+    w.strOrNull(err === null ? null : err.code);
     const names = this.headerNames;
-    if (names.length > 0) {
-      j.raw(',"headers":{');
-      let first = true;
+    if (names.length === 0) {
+      w.u32(EVENT_NULL);
+    } else {
+      const countAt = w.len;
+      w.u32(0);
+      let count = 0;
       for (const n of names) {
         const v = headerValue(s, n);
         if (v === '') continue;
-        if (!first) j.raw(',');
-        first = false;
-        j.str(n);
-        j.raw(':');
-        j.str(v);
+        w.str(n);
+        w.str(v);
+        count++;
       }
-      j.raw('}');
+      w.patchU32(countAt, count);
     }
-    j.raw('}');
-    return j.view();
+    return w.view();
   }
 }

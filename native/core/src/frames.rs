@@ -16,6 +16,8 @@ pub const RF_VALUE_NULL: u8 = 4;
 pub const RF_UNORDERED: u8 = 8;
 /// Fire-and-forget, order kept: may take the native client (one client, link order).
 pub const RF_FF_ORDERED: u8 = 16;
+/// The value is a request event's binary fields; the producer writes its JSON ([`crate::event_json`]).
+pub const RF_EVENT: u8 = 32;
 
 /// Most headers a record may carry here; a record with more takes the JavaScript path.
 pub const MAX_HEADERS: usize = 8;

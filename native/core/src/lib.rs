@@ -5,6 +5,7 @@
 //!
 //! - [`head`]: one-call HTTP/1.1 response-head parser that reports offsets, never strings.
 //! - [`hash`]: key hashing (xxh3-64) and crc32 (for nginx-compatible ketama placement).
+//! - [`event_json`]: a request event's JSON from the binary fields a worker sends.
 //! - [`frames`]: the producer link's `PRODUCE` body read in place (the native fire-and-forget
 //!   Kafka path).
 //! - [`ring`]: ketama ring and Maglev table builders, packed into one `u32` array each, plus
@@ -13,6 +14,7 @@
 //! Nothing here allocates per lookup or per parsed head, blocks, or panics on any input
 //! (malformed tables and heads produce error values instead).
 
+pub mod event_json;
 pub mod frames;
 pub mod hash;
 pub mod head;

@@ -27,6 +27,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use sluice_core::frames::{self, FrameError};
+use sluice_core::event_json;
 use sluice_core::hash;
 
 // ---- librdkafka's C API, resolved at run time ------------------------------------------------
@@ -280,6 +281,8 @@ pub struct KafkaFf {
     header_names: HashMap<Vec<u8>, CString>,
     /// Partition counts of topics, as the JavaScript side learned them (setPartitionCount).
     partition_counts: HashMap<Vec<u8>, u32>,
+    /// The JSON of the request event being produced (RF_EVENT records), reused.
+    event_json: Vec<u8>,
     poller: Option<JoinHandle<()>>,
     last_error: i32,
 }
@@ -350,6 +353,7 @@ impl KafkaFf {
                 topics: HashMap::new(),
                 header_names: HashMap::new(),
                 partition_counts: HashMap::new(),
+                event_json: Vec::with_capacity(1024),
                 poller: Some(poller),
                 last_error: 0,
             })
@@ -446,7 +450,17 @@ impl KafkaFf {
         push(VTYPE_RKT, VuValue { ptr: rkt });
         push(VTYPE_PARTITION, VuValue { i32_: partition });
         push(VTYPE_MSGFLAGS, VuValue { i: MSG_F_COPY });
-        if let Some(v) = p.value {
+        let value = if p.flags & frames::RF_EVENT != 0 {
+            // A request event's binary fields: its JSON goes out (librdkafka copies it).
+            self.event_json.clear();
+            if event_json::format_event(p.value.unwrap_or(&[]), &mut self.event_json).is_err() {
+                return Ok(NOT_HANDLED);
+            }
+            Some(&self.event_json[..])
+        } else {
+            p.value
+        };
+        if let Some(v) = value {
             push(VTYPE_VALUE, VuValue { mem: VuMem { ptr: v.as_ptr() as *const c_void, size: v.len() } });
         }
         if let Some(k) = p.key {

@@ -222,6 +222,16 @@ pub fn parse_response_head(
         .map_err(|e| invalid(e.message()))
 }
 
+/// See `sluice_core::event_json`: the JSON of a request event's binary fields, or null when
+/// they are malformed. The producer formats inside `KafkaFf.produceFrames`; this export is for
+/// the tests that hold it to the JavaScript twin.
+#[napi]
+pub fn format_event_json(bin: &[u8]) -> Option<Buffer> {
+    let mut out = Vec::with_capacity(bin.len() * 2);
+    sluice_core::event_json::format_event(bin, &mut out).ok()?;
+    Some(out.into())
+}
+
 /// xxh3-64 of the key's bytes (strings as UTF-8), low 53 bits, as an exact number.
 #[napi]
 pub fn hash_key(key: KeyBytes) -> f64 {

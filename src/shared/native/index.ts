@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
+import { formatEventJson } from '../event-binary';
 import * as hashing from './hashing';
 import * as head from './head-parser';
 
@@ -68,6 +69,8 @@ export interface NativeApi {
     loads: Int32Array,
     factor: number,
   ): number;
+  /** The JSON of a request event's binary fields (src/shared/event-binary.ts), or null when malformed. */
+  formatEventJson(bin: Uint8Array): Buffer | null;
 }
 
 /**
@@ -143,6 +146,7 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'lookup',
   'lookupWalk',
   'lookupBounded',
+  'formatEventJson',
 ];
 
 /** The JavaScript twins, with exactly the addon's behaviour. */
@@ -155,6 +159,7 @@ export const jsNative: NativeApi = Object.freeze({
   lookup: hashing.lookup,
   lookupWalk: hashing.lookupWalk,
   lookupBounded: hashing.lookupBounded,
+  formatEventJson: (bin: Uint8Array) => formatEventJson(Buffer.from(bin.buffer, bin.byteOffset, bin.byteLength), 0, bin.byteLength),
 });
 
 /** Where the addon lives relative to the package root. */

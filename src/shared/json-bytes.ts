@@ -1,8 +1,8 @@
 /**
  * JSON written straight into bytes, for request events: the same text JSON.stringify gives
  * for the event object, without building the object, the JSON string and then its UTF-8
- * copy. Per event that was about a third of the worker's cost of an event (docs/kafka.md,
- * "What events cost").
+ * copy. The JavaScript formatter of events (event-binary.ts, the twin of the producer's
+ * native one) writes with it.
  *
  * The output must equal JSON.stringify's byte for byte (test/unit/event-json.test.ts checks
  * it against JSON.stringify for ASCII, escapes, non-ASCII and lone surrogates): consumers
@@ -11,7 +11,15 @@
  * Must never: keep a reference to what it wrote after `view()` is consumed (the buffer is
  * reused by the next event).
  */
-import { grownBuffer } from '../shared/kafka-frames';
+
+/** A buffer of at least `need` bytes (doubling), holding the first `used` bytes of `buf`. */
+export function grownBuffer(buf: Buffer, used: number, need: number): Buffer {
+  let size = buf.length * 2;
+  while (size < need) size *= 2;
+  const next = Buffer.allocUnsafe(size);
+  buf.copy(next, 0, 0, used);
+  return next;
+}
 
 export class JsonBytes {
   private buf: Buffer;
@@ -43,6 +51,13 @@ export class JsonBytes {
     let o = this.len;
     for (let i = 0; i < n; i++) b[o++] = s.charCodeAt(i);
     this.len = o;
+  }
+
+  /** Bytes that are already JSON (`src[from, to)`), copied as they are. */
+  bytes(src: Uint8Array, from: number, to: number): void {
+    this.ensure(to - from);
+    this.buf.set(src.subarray(from, to), this.len);
+    this.len += to - from;
   }
 
   /** A JSON string literal, escaped as JSON.stringify does. */
