@@ -23,6 +23,7 @@ import {
   cpuIrqPercent,
   freePort,
   hasCommand,
+  httpGetText,
   killAllSpawned,
   pinRunningProcess,
   processBusySeconds,
@@ -37,8 +38,8 @@ import { collectSystemInfo, type SystemInfo } from './lib/sysinfo';
 import { killLoadGenerators, runLoad } from './loadgen';
 import type { LoadGenName, LoadResult, LoadSpec } from './loadgen/types';
 import { cpuList, renderMarkdown } from './report/markdown';
-import type { BenchSettings, ContenderStatus, RunRecord, ScenarioOutcome } from './report/model';
-import { pairedCpuRatios, summarize } from './report/summarize';
+import type { BenchSettings, ContenderStatus, KafkaCounts, RunRecord, ScenarioOutcome } from './report/model';
+import { metricSum, pairedCpuRatios, summarize } from './report/summarize';
 import { renderSvg } from './report/svg';
 import { SCENARIOS, scenarioBody, type Scenario } from './scenarios';
 import { startUpstream, type Upstream } from './upstream';
@@ -166,7 +167,8 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
   }
   const selected = env.opts.contenders.map((n) => CONTENDERS.find((c) => c.name === n) as Contender);
   const statuses = new Map<string, ContenderStatus>();
-  const running: { c: Contender; r: RunningContender }[] = [];
+  const running: { c: Contender; r: RunningContender; adminPort: number }[] = [];
+  const kafkaCounts: KafkaCounts[] = [];
   const hosts = env.upstream.hosts.slice(0, s.upstreamHosts);
 
   for (const c of selected) {
@@ -181,6 +183,8 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
     checkNotStopping();
     try {
       log(`${s.name}: starting ${c.name} (CPUs ${cpus || 'none'})`);
+      // Sluice's admin listener (its /metrics) takes the spare port when there is no TLS.
+      const sparePort = await freePort();
       const r = await c.start({
         root: env.root,
         workDir,
@@ -189,11 +193,11 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
         cpus,
         cpuCount: cpuList(cpus || '0').length,
         listen: { host: '127.0.0.1', port: await freePort() },
-        sparePort: await freePort(),
+        sparePort,
         tls: s.tls === true ? benchCertificate(env.workDir) : null,
       });
       live.add(r);
-      running.push({ c, r });
+      running.push({ c, r, adminPort: sparePort });
       statuses.set(c.name, { ...status, state: 'ran' });
     } catch (e) {
       const msg = (e as Error).message;
@@ -260,6 +264,13 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
       }
     }
   } finally {
+    if (s.name.startsWith('kafka-')) {
+      for (const { c, r, adminPort } of running) {
+        if (!c.name.startsWith('sluice') || !r.alive() || s.tls === true) continue;
+        const counts = await settledKafkaCounts(c.name, adminPort);
+        if (counts !== null) kafkaCounts.push(counts);
+      }
+    }
     for (const { r } of running) {
       await r.stop();
       live.delete(r);
@@ -269,7 +280,38 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
   const runErrors = runs
     .filter((r) => r.scenario === s.name && r.error !== undefined)
     .map((r) => ({ contender: r.contender, loadgen: r.loadgen, round: r.round, error: r.error ?? '' }));
-  return { ...base, contenders, rows: scenarioRows(s.name, contenders, runs, env.loadgens), featurePairs: featurePairs(s.name, runs, env.loadgens), runErrors };
+  return {
+    ...base,
+    contenders,
+    rows: scenarioRows(s.name, contenders, runs, env.loadgens),
+    featurePairs: featurePairs(s.name, runs, env.loadgens),
+    ...(kafkaCounts.length > 0 ? { kafkaCounts } : {}),
+    runErrors,
+  };
+}
+
+/**
+ * A Sluice contender's Kafka counters from its /metrics, once every record its links took has
+ * an outcome (delivered + failed + unknown = enqueued) or 10 s passed; null without an answer.
+ */
+async function settledKafkaCounts(contender: string, adminPort: number): Promise<KafkaCounts | null> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const text = await httpGetText('127.0.0.1', adminPort, '/metrics');
+    if (text === null) return null;
+    const counts: KafkaCounts = {
+      contender,
+      eventsProduced: metricSum(text, 'sluice_events_produced_total'),
+      eventsDropped: metricSum(text, 'sluice_events_dropped_total'),
+      enqueued: metricSum(text, 'sluice_kafka_link_records_enqueued_total'),
+      refused: metricSum(text, 'sluice_kafka_link_records_refused_total'),
+      delivered: metricSum(text, 'sluice_kafka_link_records_delivered_total'),
+      failed: metricSum(text, 'sluice_kafka_link_records_failed_total'),
+      unknown: metricSum(text, 'sluice_kafka_link_records_unknown_total'),
+    };
+    if (counts.delivered + counts.failed + counts.unknown >= counts.enqueued || Date.now() > deadline) return counts;
+    await sleep(500);
+  }
 }
 
 /** Paired per-round ratios of sluice-1w over sluice-1w-off, when both ran (feature cost). */

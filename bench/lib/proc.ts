@@ -96,6 +96,21 @@ export function httpProbe(host: string, port: number, path = '/', timeoutMs = 10
   });
 }
 
+/** The body of `GET path` (plain HTTP), or null on any error or a status other than 200. */
+export function httpGetText(host: string, port: number, path: string, timeoutMs = 2000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? body : null));
+      res.on('error', () => resolve(null));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', () => resolve(null));
+  });
+}
+
 /** Poll `GET path` until any HTTP response; fail when the process exits or time runs out. */
 export async function waitHttpReady(
   host: string,

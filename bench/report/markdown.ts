@@ -112,6 +112,13 @@ const SLUICE_ROWS = ['sluice-1w', 'sluice'];
  * from the per-round pairs (the two ran back to back in each round, so a pair shares the
  * machine's condition; the median of the pairs is the steadier figure).
  */
+/** `; events dropped: N, undelivered: M` from sluice-1w's counters, when the run has them. */
+function dropText(o: ScenarioOutcome): string {
+  const k = o.kafkaCounts?.find((c) => c.contender === 'sluice-1w');
+  if (k === undefined || (k.eventsProduced === 0 && k.eventsDropped === 0)) return '';
+  return `; events dropped: ${fmtInt(k.eventsDropped)}, not delivered: ${fmtInt(k.enqueued - k.delivered)} of ${fmtInt(k.enqueued)}`;
+}
+
 export function featureCost(outcomes: readonly ScenarioOutcome[]): string[] {
   const out: string[] = [];
   const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
@@ -132,11 +139,28 @@ export function featureCost(outcomes: readonly ScenarioOutcome[]): string[] {
           : `; per-round pairs: median ${pct(paired)} over ${ratios.length} rounds (from ${pct(Math.min(...ratios) - 1)} to ${pct(Math.max(...ratios) - 1)})`;
       out.push(
         `- **${o.scenario}** (${on.loadgen}; ${features?.what ?? 'features'}): ${fmt(on.proxyCpuUsPerReq, 1)} µs CPU per request with the features vs ${fmt(off.proxyCpuUsPerReq, 1)} without ` +
-          `(medians: ${pct(growth)})${pairText}: ${verdictText} the ${budget * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s.`,
+          `(medians: ${pct(growth)})${pairText}: ${verdictText} the ${budget * 100} % budget; ${fmtInt(on.rps)} vs ${fmtInt(off.rps)} req/s${dropText(o)}.`,
       );
     }
   }
   return out;
+}
+
+/** Kafka scenarios: what each Sluice counted, warm-up included, once its records settled. */
+export function kafkaCountLines(o: ScenarioOutcome): string[] {
+  const counts = (o.kafkaCounts ?? []).filter((k) => k.enqueued > 0 || k.eventsProduced > 0 || k.eventsDropped > 0);
+  if (counts.length === 0) return [];
+  return [
+    "Kafka records, from each Sluice's `/metrics` after the last round (warm-up included), once every record its links took had an outcome or 10 s passed:",
+    ...counts.map((k) => {
+      const unsettled = k.enqueued - k.delivered - k.failed - k.unknown;
+      const events = k.eventsProduced > 0 || k.eventsDropped > 0 ? `events ${fmtInt(k.eventsProduced)} produced, ${fmtInt(k.eventsDropped)} dropped; ` : '';
+      return (
+        `- ${k.contender}: ${events}link records ${fmtInt(k.enqueued)} taken, ${fmtInt(k.delivered)} delivered, ${fmtInt(k.failed)} failed, ` +
+        `${fmtInt(k.unknown)} unknown, ${fmtInt(k.refused)} refused${unsettled > 0 ? `, ${fmtInt(unsettled)} still in flight` : ''}.`
+      );
+    }),
+  ];
 }
 
 /** The plain statement: where Sluice is behind nginx, row by row, or why it cannot be said. */
@@ -249,6 +273,8 @@ export function renderMarkdown(
     const errorNotes = (o.runErrors ?? []).map((e) => `- ${e.contender} (${e.loadgen}), round ${e.round}: ${e.error.split('\n')[0]}`);
     md.push(...errorNotes);
     if (notRun.length > 0 || statusNotes.length > 0 || errorNotes.length > 0) md.push('');
+    const kafka = kafkaCountLines(o);
+    if (kafka.length > 0) md.push(...kafka, '');
     md.push('<details><summary>Contenders</summary>', '');
     for (const c of o.contenders.filter((x) => x.state !== 'not-in-scenario')) md.push(`- \`${c.name}\` (CPUs ${c.cpus || 'none'}): ${c.description}`);
     md.push('', '</details>', '');

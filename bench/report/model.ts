@@ -93,8 +93,25 @@ export interface ScenarioOutcome {
    * back in each round), per load generator: pairs cancel the slow drift of a shared machine.
    */
   readonly featurePairs?: readonly { readonly loadgen: string; readonly ratios: readonly number[] }[];
+  /**
+   * Kafka scenarios: Sluice's own record counters (its /metrics) after the last round, once
+   * everything it took was settled or 10 s passed: proof that no event was lost on the way.
+   */
+  readonly kafkaCounts?: readonly KafkaCounts[];
   /** Runs that produced no result, or a result with an error attached. */
   readonly runErrors?: readonly { contender: string; loadgen: string; round: number; error: string }[];
+}
+
+export interface KafkaCounts {
+  readonly contender: string;
+  readonly eventsProduced: number;
+  readonly eventsDropped: number;
+  /** Link records: handed to the producer, refused by the link, and their outcomes. */
+  readonly enqueued: number;
+  readonly refused: number;
+  readonly delivered: number;
+  readonly failed: number;
+  readonly unknown: number;
 }
 
 export interface BenchSettings {

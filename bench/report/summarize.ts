@@ -109,3 +109,14 @@ export function pairedCpuRatios(runs: readonly RunRecord[], a: string, b: string
   }
   return out;
 }
+
+/** Sum of every sample of a Prometheus metric (any labels) in `text`; 0 when absent. */
+export function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) sum += v;
+  }
+  return sum;
+}
