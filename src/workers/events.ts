@@ -2,10 +2,10 @@
  * Request events: the logging phase that turns every finished request into one record for
  * Kafka (DESIGN §4). It writes the event's fields in binary (src/shared/event-binary.ts; the
  * producer process writes the JSON that goes to Kafka) and hands the record to the worker's
- * KafkaLink, which batches it (fire-and-forget records wait
- * up to kafka.linkLingerMs for more); the request path never waits on Kafka. When the
- * link's bounded buffer is full the event is dropped and counted (the sequence number it took
- * stays unused, so consumers see the gap).
+ * KafkaLink, which batches it (fire-and-forget records wait up to kafka.linkLingerMs for
+ * more); the request path never waits on Kafka. When the link's bounded buffer is full the
+ * event is dropped and counted (the sequence number it took stays unused, so consumers see
+ * the gap).
  *
  * Must never: block, wait for a delivery report, or copy Authorization/Cookie unless the
  * config explicitly allows it (the schema refuses them otherwise).
