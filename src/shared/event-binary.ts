@@ -14,7 +14,7 @@
  *
  * Must never: keep a reference to a view after the next event (the buffers are reused).
  */
-import { JsonBytes, grownBuffer } from './json-bytes';
+import { JsonBytes, ReusedBytes } from './json-bytes';
 
 export const EVENT_NULL = 0xffffffff;
 const LITERAL = 0x80000000;
@@ -22,25 +22,9 @@ const LITERAL = 0x80000000;
 const MAX_STRING_BYTES = 0x7fffffff;
 
 /** The worker's side: fields in the order of the layout, into one reused buffer. */
-export class EventWriter {
-  private buf: Buffer;
-  len = 0;
-
+export class EventWriter extends ReusedBytes {
   constructor(initialBytes = 512) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
-  }
-
-  reset(): void {
-    this.len = 0;
-  }
-
-  /** The bytes written since reset(); valid until the next reset(). */
-  view(): Buffer {
-    return this.buf.subarray(0, this.len);
-  }
-
-  private ensure(extra: number): void {
-    if (this.len + extra > this.buf.length) this.buf = grownBuffer(this.buf, this.len, this.len + extra);
+    super(initialBytes);
   }
 
   num(v: number): void {
@@ -114,6 +98,13 @@ class Reader {
   need(n: number): boolean {
     return this.p + n <= this.end;
   }
+  /** The next u32 (a count), or -1 past the end. */
+  u32(): number {
+    if (!this.need(4)) return -1;
+    const v = this.b.readUInt32LE(this.p);
+    this.p += 4;
+    return v;
+  }
 }
 
 const json = new JsonBytes(1024);
@@ -145,9 +136,8 @@ export function formatEventJson(b: Buffer, start: number, end: number): Buffer |
   j.raw(',"latencyMs":');
   if (!milli(r, j)) return null;
   j.raw(',"attempts":');
-  if (!r.need(4)) return null;
-  const tries = b.readUInt32LE(r.p);
-  r.p += 4;
+  const tries = r.u32();
+  if (tries < 0) return null;
   if (tries === EVENT_NULL) {
     j.raw('null');
   } else {
@@ -166,18 +156,16 @@ export function formatEventJson(b: Buffer, start: number, end: number): Buffer |
     j.raw(']');
   }
   j.raw(',"flags":[');
-  if (!r.need(4)) return null;
-  const flags = b.readUInt32LE(r.p);
-  r.p += 4;
+  const flags = r.u32();
+  if (flags < 0) return null;
   for (let i = 0; i < flags; i++) {
     if (i > 0) j.raw(',');
     if (!str(r, j)) return null;
   }
   j.raw('],"error":');
   if (!str(r, j)) return null;
-  if (!r.need(4)) return null;
-  const headers = b.readUInt32LE(r.p);
-  r.p += 4;
+  const headers = r.u32();
+  if (headers < 0) return null;
   if (headers !== EVENT_NULL) {
     j.raw(',"headers":{');
     for (let i = 0; i < headers; i++) {
@@ -211,9 +199,8 @@ function milli(r: Reader, j: JsonBytes): boolean {
 }
 
 function str(r: Reader, j: JsonBytes): boolean {
-  if (!r.need(4)) return false;
-  const n = r.b.readUInt32LE(r.p);
-  r.p += 4;
+  const n = r.u32();
+  if (n < 0) return false;
   if (n === EVENT_NULL) {
     j.raw('null');
     return true;

@@ -21,15 +21,16 @@ export function grownBuffer(buf: Buffer, used: number, need: number): Buffer {
   return next;
 }
 
-export class JsonBytes {
-  private buf: Buffer;
+/** One reused, growable byte buffer: what the JSON and the binary event writers write into. */
+export class ReusedBytes {
+  protected buf: Buffer;
   len = 0;
 
-  constructor(initialBytes = 1024) {
+  constructor(initialBytes: number) {
     this.buf = Buffer.allocUnsafe(initialBytes);
   }
 
-  /** Starts a new document (the buffer is reused). */
+  /** Starts over (the buffer is reused). */
   reset(): void {
     this.len = 0;
   }
@@ -39,8 +40,14 @@ export class JsonBytes {
     return this.buf.subarray(0, this.len);
   }
 
-  private ensure(extra: number): void {
+  protected ensure(extra: number): void {
     if (this.len + extra > this.buf.length) this.buf = grownBuffer(this.buf, this.len, this.len + extra);
+  }
+}
+
+export class JsonBytes extends ReusedBytes {
+  constructor(initialBytes = 1024) {
+    super(initialBytes);
   }
 
   /** Text that is already JSON and ASCII (punctuation, keys with their quotes, literals). */
