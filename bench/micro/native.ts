@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { EVENT_NULL, EventWriter } from '../../src/shared/event-binary';
 import { headOutLength, jsNative, loadNative, type HostSpec, type NativeApi } from '../../src/shared/native';
 import { measure as measureAll, state } from './timing';
 
@@ -97,6 +98,28 @@ function buildRow(what: string, f: (api: NativeApi) => Uint32Array): Row {
   return { what, nativeNs, jsNs };
 }
 
+/** A typical request event's binary fields (what EventsPhase writes): one attempt, no flags. */
+function typicalEvent(): Buffer {
+  const w = new EventWriter();
+  w.num(123456789);
+  w.str('edge-7');
+  w.num(1);
+  w.num(Date.now());
+  for (const v of ['0b5c1c0e8b0f4a8c9d6e3f1f000000a1', '203.0.113.9', 'GET', 'api.example.com', '/v1/orders/42', 'orders', 'app', '10.0.0.3:8080']) w.str(v);
+  w.strOrNull(null);
+  for (const v of [200, 0, 1432, 1873]) w.num(v);
+  w.u32(1);
+  w.str('10.0.0.3:8080');
+  w.num(41);
+  w.num(1502);
+  w.str('');
+  w.u32(0);
+  w.strOrNull(null);
+  w.u32(EVENT_NULL);
+  return Buffer.from(w.view());
+}
+const EVENT = typicalEvent();
+
 const ketama = native.buildKetama(HOSTS);
 const maglev = native.buildMaglev(HOSTS);
 const eligible = new Uint8Array(HOSTS.length).fill(1);
@@ -116,6 +139,7 @@ const rows: Row[] = [
   batchRow('lookupWalk, ketama, 2 of 16 ineligible', (api, i) => api.lookupWalk(ketama, KEY_HASHES[i] as number, 32, eligible)),
   batchRow('lookupBounded, ketama, factor 1.25', (api, i) =>
     api.lookupBounded(ketama, KEY_HASHES[i] as number, 32, eligible, loads, 1.25)),
+  batchRow(`formatEventJson, typical event (${EVENT.length} B of fields → ${jsNative.formatEventJson(EVENT)?.length ?? 0} B of JSON)`, (api) => api.formatEventJson(EVENT)?.length ?? 0, 256),
   buildRow('buildKetama, 100 hosts (32000 points)', (api) => api.buildKetama(HOSTS_100)),
   buildRow('buildMaglev, 100 hosts, M = 65537', (api) => api.buildMaglev(HOSTS_100)),
 ];
@@ -178,6 +202,8 @@ if (process.argv.includes('--write')) {
       'key hash is a few tens of nanoseconds of work in either language, less than one N-API crossing',
       '(callback entry plus one `napi_get_*` per argument), so the JS twin searching the same typed array',
       'is faster there; both run on the same table, so each call site can take the faster one.',
+      'formatEventJson here pays a crossing and a new Buffer per call; the producer calls the Rust',
+      'formatter inside `KafkaFf.produceFrames`, one crossing for a whole read of events.',
       '',
     ].join('\n'),
   );
