@@ -52,6 +52,8 @@ const log = (msg: string): void => {
 const live = new Set<{ stop(): Promise<void> }>();
 /** Set on SIGINT/SIGTERM: nothing new is started after it. */
 let stopping = false;
+/** Gives the local Kafka broker back the CPU affinity it had (set while it is pinned). */
+let unpinKafka: (() => void) | null = null;
 
 function checkNotStopping(): void {
   if (stopping) throw new Error('interrupted');
@@ -414,9 +416,10 @@ async function main(): Promise<number> {
   // runs beside the load generator and the upstream, off the proxy's CPU, where its threads
   // would otherwise take turns with the proxy and the producer process they measure.
   const kafkaPid = Number(process.env.BENCH_KAFKA_PID ?? '');
-  const unpinKafka =
+  unpinKafka =
     Number.isInteger(kafkaPid) && kafkaPid > 0 && scenarios.some((s) => s.name.startsWith('kafka-')) ? pinRunningProcess(kafkaPid, opts.loadCpus) : null;
-  if (unpinKafka !== null) log(`Kafka broker (pid ${kafkaPid}) pinned to CPU ${opts.loadCpus} for the run`);
+  const brokerPinned = unpinKafka !== null;
+  if (brokerPinned) log(`Kafka broker (pid ${kafkaPid}) pinned to CPU ${opts.loadCpus} for the run`);
 
   const runs: RunRecord[] = [];
   const outcomes: ScenarioOutcome[] = [];
@@ -431,6 +434,7 @@ async function main(): Promise<number> {
   } finally {
     await stopAll();
     unpinKafka?.();
+    unpinKafka = null;
   }
 
   const command = process.env.BENCH_COMMAND ?? `node ${path.relative(root, process.argv[1] ?? 'dist/bench/runner.js')} ${process.argv.slice(2).join(' ')}`.trim();
@@ -449,7 +453,7 @@ async function main(): Promise<number> {
     retryNoisy: opts.retryNoisy,
     ...(opts.rate === null ? {} : { rate: opts.rate }),
     backgroundBusy,
-    ...(unpinKafka === null ? {} : { kafkaBrokerCpus: opts.loadCpus }),
+    ...(brokerPinned ? { kafkaBrokerCpus: opts.loadCpus } : {}),
   };
   const name = reportName(opts);
   const rawDir = path.join(root, 'bench', 'results', 'raw');
@@ -471,6 +475,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     log(`${sig}: stopping everything the bench started`);
     void stopAll().then(() => {
       killAllSpawned();
+      unpinKafka?.();
       process.exit(130);
     });
   });
