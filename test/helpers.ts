@@ -16,6 +16,17 @@ import type { Session } from '../src/shared/phases';
 export const ROOT = join(__dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'src', 'main', 'index.js');
 
+/** Strings that JSON encoders get wrong: escapes, control characters, non-ASCII, lone surrogates. */
+export const NASTY = [
+  '',
+  'plain /path?x=1',
+  'quote " and backslash \\ and slash /',
+  Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join('') + '\u007f',
+  'é, 日本, emoji 😀',
+  'lone \ud800 high, lone \udc00 low, reversed \udc00\ud800',
+  '\u2028\u2029 line separators',
+];
+
 export interface Running {
   readonly proc: ChildProcess;
   readonly port: number;

@@ -13,19 +13,9 @@ import { jsNative, loadNative } from '../../src/shared/native';
 import type { Session } from '../../src/shared/phases';
 import { EventsPhase } from '../../src/workers/events';
 import type { KafkaLink } from '../../src/workers/kafka-link';
-import { makeSession } from '../helpers';
+import { NASTY, makeSession } from '../helpers';
 
 const native = loadNative();
-
-const NASTY = [
-  '',
-  'plain /path?x=1',
-  'quote " and backslash \\ and slash /',
-  Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join('') + '\u007f',
-  'é, 日本, emoji 😀',
-  'lone \ud800 high, lone \udc00 low, reversed \udc00\ud800',
-  '\u2028\u2029 line separators',
-];
 
 test('an event is JSON.stringify of its fields, byte for byte', () => {
   const cfg = buildConfig({

@@ -5,16 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JsonBytes } from '../../src/shared/json-bytes';
-
-const NASTY = [
-  '',
-  'plain /path?x=1',
-  'quote " and backslash \\ and slash /',
-  Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join('') + '\u007f',
-  'é, 日本, emoji 😀',
-  'lone \ud800 high, lone \udc00 low, reversed \udc00\ud800',
-  '\u2028\u2029 line separators',
-];
+import { NASTY } from '../helpers';
 
 test('JsonBytes.str writes what JSON.stringify writes, for ASCII, escapes, non-ASCII and lone surrogates', () => {
   const j = new JsonBytes(8); // small: the buffer has to grow
