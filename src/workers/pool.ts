@@ -8,6 +8,12 @@
  * A connection delivers socket events to its current owner (the proxied request using it);
  * idle connections that receive bytes or close are dropped from the pool.
  *
+ * Plain TCP connections read into one buffer shared by every connection of the thread
+ * (net's `onread`), not through the Readable stream: no buffer allocated per read, no stream
+ * bookkeeping and no `nextTick` per read (docs/decisions.md, "Upstream reads"). The bytes an
+ * owner gets in `onData` are therefore only valid during that call; an owner that keeps any
+ * of them copies them first. TLS connections still read through the stream.
+ *
  * A pool with TLS settings (upstreams.NAME.tls) opens `node:tls` connections: SNI, chain and
  * host name verified, client certificate for mTLS, one TLS session kept for resumption. A
  * connection counts as connected only after the handshake and the verification passed
@@ -38,8 +44,16 @@ const ERRNO_CODE = /^E[A-Z]+$|^EAI_/;
 /** The reason part of an OpenSSL error string: `...:SSL routines:<function>:<reason>:<file>:...`. */
 const OPENSSL_REASON = /SSL routines:[^:]*:([^:]+):/;
 
+/**
+ * The read buffer of every plain TCP upstream connection of this thread. Reads are handled
+ * synchronously, one at a time, so one buffer serves them all.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
+let readBuffer: Buffer | null = null;
+
 export interface ConnOwner {
   onConnect(conn: Conn): void;
+  /** `chunk` views a shared read buffer: valid only until this call returns (copy to keep). */
   onData(conn: Conn, chunk: Buffer): void;
   onEnd(conn: Conn, err: Error | null): void;
   onDrain(conn: Conn): void;
@@ -60,7 +74,18 @@ export class Conn implements DeadlineHolder {
 
   constructor(readonly pool: HostPool) {
     const tls = pool.tlsOptions;
-    const s = tls === null ? connect({ host: pool.host, port: pool.port }) : pool.connectTls(tls);
+    let s: Socket;
+    if (tls === null) {
+      const buffer = (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
+      const callback = (n: number): boolean => {
+        this.deliver(buffer.subarray(0, n));
+        return true; // backpressure pauses the socket itself (ProxyCall.waitWritable)
+      };
+      s = connect({ host: pool.host, port: pool.port, onread: { buffer, callback } });
+    } else {
+      s = pool.connectTls(tls);
+      s.on('data', (chunk: Buffer) => this.deliver(chunk));
+    }
     s.setNoDelay(true);
     this.socket = s;
     // TLS: connected once the handshake and the certificate checks passed.
@@ -68,15 +93,16 @@ export class Conn implements DeadlineHolder {
       this.connected = true;
       this.owner?.onConnect(this);
     });
-    s.on('data', (chunk: Buffer) => {
-      const o = this.owner;
-      if (o !== null) o.onData(this, chunk);
-      else this.destroy(); // bytes on an idle connection: the upstream is out of step
-    });
     s.on('drain', () => this.owner?.onDrain(this));
     s.on('error', (err) => this.closeWith(err));
     s.on('close', () => this.closeWith(null));
     s.on('end', () => this.closeWith(null));
+  }
+
+  private deliver(chunk: Buffer): void {
+    const o = this.owner;
+    if (o !== null) o.onData(this, chunk);
+    else this.destroy(); // bytes on an idle connection: the upstream is out of step
   }
 
   private closeWith(err: Error | null): void {

@@ -321,11 +321,17 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     conn.owner = this;
     if (this.reqHead === '') this.reqHead = this.buildRequestHead();
     const sock = conn.socket;
-    sock.cork();
-    sock.write(this.reqHead, 'utf8');
-    if (this.replay !== null) for (const b of this.replay) this.writeBody(b);
-    if (this.reqDone && this.reqMode === BodyMode.Chunked) sock.write('0\r\n\r\n', 'latin1');
-    sock.uncork();
+    const replay = this.replay;
+    const lastChunk = this.reqDone && this.reqMode === BodyMode.Chunked;
+    if (replay === null && !lastChunk) sock.write(this.reqHead, 'utf8');
+    else {
+      // One write for the head and what the client already sent (cork: no stream buffering for the plain case).
+      sock.cork();
+      sock.write(this.reqHead, 'utf8');
+      if (replay !== null) for (const b of replay) this.writeBody(b);
+      if (lastChunk) sock.write('0\r\n\r\n', 'latin1');
+      sock.uncork();
+    }
     if (!conn.connected) this.arm(Stage.Connect);
     else this.arm(this.reqDone ? Stage.Head : Stage.Send);
     if (this.clientPaused && !sock.writableNeedDrain) this.resumeClient();
@@ -509,7 +515,8 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     for (;;) {
       const r = parseHead(buf, start, buf.length);
       if (r === HEAD_INCOMPLETE) {
-        conn.pending = start === 0 ? buf : buf.subarray(start);
+        // A copy: `buf` may view the pool's shared read buffer (ConnOwner.onData).
+        conn.pending = Buffer.from(buf.subarray(start));
         return;
       }
       if (typeof r === 'string') {
@@ -658,7 +665,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       this.bytesOut = this.respSent;
       return;
     }
-    this.pending = slice;
+    this.pending = Buffer.from(slice); // kept past this read: `slice` may view the shared read buffer
     this.pendingBase = base;
     this.waitWritable();
   }

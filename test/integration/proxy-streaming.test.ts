@@ -217,6 +217,74 @@ describe('bodies and streaming', () => {
     }
   });
 
+  // Upstream connections read into one buffer shared by the worker's connections (pool.ts):
+  // whatever outlives a read must be a copy, or the next read anywhere overwrites it.
+  test('a response head split across reads arrives intact (the partial head is a copy)', async () => {
+    const first = `HTTP/1.1 200 OK\r\nX-First: ${'a'.repeat(3000)}\r\nX-Sec`;
+    const second = `ond: ${'b'.repeat(4000)}\r\nContent-Length: 5\r\n\r\nhello`;
+    const raw = await startRawUpstream((sock) => {
+      onRequestHead(sock, () => {
+        sock.write(first);
+        setTimeout(() => sock.write(second), 100);
+      });
+    });
+    const s2 = await startSluice({ workers: 1, upstreams: { u: { hosts: [{ address: raw.address }] } }, routes: [{ name: 'r', action: { type: 'proxy', upstream: 'u' } }] });
+    try {
+      const r = await request(s2.port);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-first'], 'a'.repeat(3000));
+      assert.equal(r.headers['x-second'], 'b'.repeat(4000));
+      assert.equal(r.body.toString(), 'hello');
+    } finally {
+      await s2.stop();
+      await raw.close();
+    }
+  });
+
+  test('backpressure: body bytes held for a slow client survive other connections reading meanwhile', async () => {
+    const big = randomBytes(32 * 1024 * 1024);
+    const noise = Buffer.alloc(60 * 1024, 0x7a);
+    const raw = await startRawUpstream((sock) => {
+      onRequestHead(sock, (head) => {
+        if (head.startsWith('GET /big')) {
+          sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`);
+          sock.write(big);
+        } else sock.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${noise.length}\r\n\r\n`), noise]));
+      });
+    });
+    const s2 = await startSluice({ workers: 1, upstreams: { u: { hosts: [{ address: raw.address }] } }, routes: [{ name: 'r', action: { type: 'proxy', upstream: 'u' } }] });
+    const client = connect(s2.port, '127.0.0.1');
+    try {
+      await new Promise<void>((r) => client.once('connect', () => r()));
+      const chunks: Buffer[] = [];
+      client.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+      client.pause();
+      await sleep(500);
+      // Other upstream connections read into the shared buffer while /big waits for the client.
+      for (let i = 0; i < 20; i++) {
+        const r = await request(s2.port, { path: '/noise' });
+        assert.equal(r.body.length, noise.length);
+      }
+      client.on('data', (d: Buffer) => chunks.push(d));
+      client.resume();
+      const want = big.length;
+      const deadline = Date.now() + 30000;
+      const bodyOf = (): Buffer => {
+        const all = Buffer.concat(chunks);
+        const at = all.indexOf('\r\n\r\n');
+        return at === -1 ? Buffer.alloc(0) : all.subarray(at + 4);
+      };
+      while (bodyOf().length < want && Date.now() < deadline) await sleep(50);
+      const body = bodyOf();
+      assert.equal(body.length, want);
+      assert.equal(sha(body), sha(big));
+    } finally {
+      client.destroy();
+      await s2.stop();
+      await raw.close();
+    }
+  });
+
   test('backpressure: an upstream that does not read pauses the client upload', async () => {
     let upstreamSock: import('node:net').Socket | undefined;
     const raw = await startRawUpstream((sock) => {
