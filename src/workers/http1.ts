@@ -39,8 +39,8 @@ export interface ParsedHead {
   /** `Keep-Alive: timeout=N` hint in seconds, -1 when absent. */
   readonly keepAliveTimeoutS: number;
   readonly upgrade: boolean;
-  /** Lower-case tokens listed in Connection (they are hop-by-hop too), or null. */
-  readonly connectionTokens: string[] | null;
+  /** Lower-case tokens listed in Connection (they are hop-by-hop too), or null. Shared: never modify. */
+  readonly connectionTokens: readonly string[] | null;
   /** A header value has bytes ≥ 0x80: forward values as latin1 bytes, not strings. */
   readonly nonAscii: boolean;
 }
@@ -331,6 +331,24 @@ const NATIVE_ERRORS: Readonly<Record<number, HeadError>> = {
   [H.ERR_CONTENT_LENGTH_WITH_TRANSFER_ENCODING]: 'bad transfer-encoding',
 };
 
+/** The tokens of the usual `Connection: keep-alive` and `close`, shared by every head that has only that line. */
+const KEEP_ALIVE_TOKENS: readonly string[] = Object.freeze(['keep-alive']);
+const CLOSE_TOKENS: readonly string[] = Object.freeze(['close']);
+
+/** `tokens` plus the lower-case tokens of one Connection value (no split for the usual single token). */
+function addConnectionTokens(tokens: readonly string[] | null, value: string): readonly string[] | null {
+  if (tokens === null) {
+    if (value === 'keep-alive' || value === 'Keep-Alive') return KEEP_ALIVE_TOKENS;
+    if (value === 'close' || value === 'Close') return CLOSE_TOKENS;
+  }
+  let out: string[] | null = tokens === null ? null : [...tokens];
+  for (const tok of value.toLowerCase().split(',')) {
+    const t = tok.trim();
+    if (t !== '') (out ??= []).push(t);
+  }
+  return out;
+}
+
 const MAX_NATIVE_HEADERS = 100;
 const nativeOut = new Uint32Array(H.headOutLength(MAX_NATIVE_HEADERS));
 
@@ -356,7 +374,7 @@ export function parseResponseHeadNative(
   const flags = out[H.OUT_FLAGS] as number;
   const headers: string[] = new Array<string>(2 * n);
   const lowerNames: string[] = new Array<string>(n);
-  let connectionTokens: string[] | null = null;
+  let connectionTokens: readonly string[] | null = null;
   let nonAscii = false;
   for (let i = 0; i < n; i++) {
     const b = H.OUT_HEADERS + H.HEADER_SLOTS * i;
@@ -366,12 +384,7 @@ export function parseResponseHeadNative(
     headers[2 * i + 1] = value;
     const lower = name.toLowerCase();
     lowerNames[i] = lower;
-    if (lower === 'connection') {
-      for (const tok of value.toLowerCase().split(',')) {
-        const t = tok.trim();
-        if (t !== '') (connectionTokens ??= []).push(t);
-      }
-    }
+    if (lower === 'connection') connectionTokens = addConnectionTokens(connectionTokens, value);
     if (!nonAscii && NON_ASCII.test(value)) nonAscii = true;
   }
   const http10 = (flags & H.FLAG_HTTP_1_0) !== 0;

@@ -109,6 +109,7 @@ function errorBody(code: ErrorCode, message: string, extra?: Record<string, unkn
  */
 export class KafkaRouteCall implements DeadlineHolder {
   deadline = 0;
+  trackSlot = -1;
   private readonly chunks: Buffer[] = [];
   private results: Result[] = [];
   private waiting = 0;

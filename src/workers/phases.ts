@@ -35,8 +35,13 @@ function find(headers: readonly string[], name: string): number {
   return -1;
 }
 
+/** `name` is lower case; only names of its length are lowered (no string made for the others). */
 function findCaseless(headers: readonly string[], name: string): number {
-  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === name) return i;
+  const len = name.length;
+  for (let i = 0; i < headers.length; i += 2) {
+    const h = headers[i] as string;
+    if (h.length === len && (h === name || h.toLowerCase() === name)) return i;
+  }
   return -1;
 }
 

@@ -67,6 +67,7 @@ export class Conn implements DeadlineHolder {
   connected = false;
   closed = false;
   deadline = 0;
+  trackSlot = -1;
   /** Bytes of a partial response head carried between reads. */
   pending: Buffer | null = null;
   /** -1 = no hint; 0 = the upstream will not wait for another request. */

@@ -196,6 +196,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private reqHead = '';
   private stage = Stage.Idle;
   deadline = 0;
+  trackSlot = -1;
   private totalDeadline = 0;
   private respMode = BodyMode.None;
   private respRemaining = 0;
@@ -224,7 +225,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   /** A failToConnect phase forbade retrying this failure. */
   private noRetry = false;
   /** The Peer handed to attemptDone, reused across attempts (phases must not keep it). */
-  private readonly attemptPeer: { group: string; host: string } = { group: '', host: '' };
+  private attemptPeer: { group: string; host: string } | null = null;
   /** The last upstream failure, answered when a scheduled retry finds no host. */
   private lastError: SluiceError | null = null;
 
@@ -618,7 +619,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       }
       case BodyMode.Chunked: {
         const dec = this.decoder as ChunkedDecoder;
-        const end = dec.feed(buf, start, this.writeChunk);
+        const end = dec.feed(buf, start, (this.chunkSink ??= (chunk: Buffer): void => this.writeChunk(chunk)));
         if (end === CHUNKED_ERROR) {
           this.flags.push('UP');
           this.upstreamFailed(sluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'bad chunked framing'));
@@ -641,11 +642,15 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     }
   }
 
-  private readonly writeChunk = (chunk: Buffer): void => {
+  /** writeChunk bound for the chunked decoder; made on first use, like the other callbacks (no closures per request). */
+  private chunkSink: ((chunk: Buffer) => void) | null = null;
+  private writableSink: ((offset: number) => boolean) | null = null;
+
+  private writeChunk(chunk: Buffer): void {
     if (this.done || chunk.length === 0) return;
     this.bytesOut += chunk.length;
     if (!this.res.write(chunk)) this.waitWritable();
-  };
+  }
 
   private sendLength(slice: Buffer): void {
     if (this.done) return;
@@ -672,10 +677,10 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
 
   private waitWritable(): void {
     this.conn?.socket.pause();
-    this.res.onWritable(this.onWritable);
+    this.res.onWritable((this.writableSink ??= (offset: number): boolean => this.onWritable(offset)));
   }
 
-  private readonly onWritable = (offset: number): boolean => {
+  private onWritable(offset: number): boolean {
     if (this.done) return true;
     const p = this.pending;
     if (p !== null) {
@@ -697,7 +702,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     }
     this.conn?.socket.resume();
     return true;
-  };
+  }
 
   onEnd(conn: Conn, err: Error | null): void {
     if (conn !== this.conn || this.done) return;
@@ -781,7 +786,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.attemptOpen = false;
     const hooks = this.env.pipeline.attemptDone;
     if (hooks.length === 0) return;
-    const peer = this.attemptPeer;
+    const peer = (this.attemptPeer ??= { group: '', host: '' });
     peer.group = this.upstreamName;
     peer.host = this.upstreamHost;
     for (const f of hooks) f(this, peer, status, err, this);
@@ -853,11 +858,11 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.reusable = true;
     this.respMode = BodyMode.None;
     this.decoder = null;
-    this.retryTimer = setTimeout(this.retryNow, delay);
+    this.retryTimer = setTimeout(() => this.retryNow(), delay);
     return true;
   }
 
-  private readonly retryNow = (): void => {
+  private retryNow(): void {
     this.retryTimer = null;
     if (this.done) return;
     const last = this.lastError ?? sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', this.group?.name);
@@ -872,7 +877,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       const err = toSluiceError(e);
       this.fail(err.code === 'SLUICE_ERR_NO_HEALTHY_UPSTREAM' ? last : err);
     }
-  };
+  }
 
   /** The response went out completely: return the connection and log. */
   private complete(): void {
@@ -1040,6 +1045,40 @@ export function formatAddress(ab: ArrayBuffer): string {
   return formatAddressBytes(new Uint8Array(ab));
 }
 
+/**
+ * The last client address seen, as 16 bytes and as text: consecutive requests mostly come
+ * from the same address (keep-alive, a few load balancers in front), so they share one
+ * Uint8Array and one string instead of making both per request. Nothing may modify `bytes`.
+ */
+export class LastPeer {
+  bytes: Uint8Array | null = null;
+  text = '';
+
+  /** Same address as `raw` (4 or 16 bytes as uWS gives it)? */
+  is(raw: Uint8Array): boolean {
+    const b = this.bytes;
+    if (b === null) return false;
+    if (raw.length === 16) {
+      for (let i = 0; i < 16; i++) if (raw[i] !== b[i]) return false;
+      return true;
+    }
+    if (raw.length !== 4 || b[10] !== 0xff || b[11] !== 0xff || b[0] !== 0 || b[9] !== 0) return false;
+    for (let i = 1; i < 9; i++) if (b[i] !== 0) return false;
+    return raw[0] === b[12] && raw[1] === b[13] && raw[2] === b[14] && raw[3] === b[15];
+  }
+
+  /** Remembers `raw` (16 bytes, IPv4 mapped); null when uWS gave no address. */
+  set(raw: Uint8Array): Uint8Array | null {
+    const b = toAddress16(raw);
+    if (b === null) return null;
+    // A copy: uWS's ArrayBuffer is the caller's, and `bytes` outlives this request.
+    this.bytes = b === raw ? Uint8Array.from(raw) : b;
+    this.text = formatAddressBytes(this.bytes);
+    return this.bytes;
+  }
+}
+const lastPeer = new LastPeer();
+
 /** Answers before a ProxyCall exists (limits); the request body, if any, is not read. */
 function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
   const e = sluiceError(code, detail);
@@ -1117,14 +1156,15 @@ export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'ht
       peerBytes = p.address;
       clientCert = p.clientCert;
     } else {
-      peerBytes = toAddress16(new Uint8Array(res.getRemoteAddress()));
+      peerBytes = new Uint8Array(res.getRemoteAddress());
       const lc = listener === 'https' ? (env.config.tls ?? env.config.listen) : env.config.listen;
       if (lc.proxyProtocol === 'v2') {
         const pp = new Uint8Array(res.getProxiedRemoteAddress());
-        if (pp.length !== 0) peerBytes = toAddress16(pp);
+        if (pp.length !== 0) peerBytes = pp;
       }
+      peerBytes = lastPeer.is(peerBytes) ? lastPeer.bytes : lastPeer.set(peerBytes);
     }
-    const peer = peerBytes === null ? '' : formatAddressBytes(peerBytes);
+    const peer = peerBytes === null ? '' : peerBytes === lastPeer.bytes ? lastPeer.text : formatAddressBytes(peerBytes);
     const fwd = xff === '' ? null : forwardedClient(xff, env.config.proxy.trustedHops);
     const call = new ProxyCall(
       res,

@@ -14,7 +14,7 @@ test('coarseNow is fresh before the first holder starts the tick', async () => {
   const now = coarseNow();
   assert.ok(now >= before, `coarseNow ${now} lags performance.now ${before}: a deadline armed now would fire early`);
   // After the tick has started, the value is advanced by it (and may lag by at most a tick).
-  const h: DeadlineHolder = { deadline: 0, onDeadline: () => undefined };
+  const h: DeadlineHolder = { deadline: 0, trackSlot: -1, onDeadline: () => undefined };
   h.deadline = coarseNow() + 60000;
   track(h);
   untrack(h);

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAddress } from '../../src/workers/proxy';
+import { formatAddress, LastPeer } from '../../src/workers/proxy';
 
 function ab(bytes: readonly number[]): ArrayBuffer {
   return new Uint8Array(bytes).buffer;
@@ -105,5 +105,41 @@ describe('formatAddress: IPv6 (RFC 5952)', () => {
 describe('formatAddress: other lengths', () => {
   test('anything but 4 or 16 bytes is empty', () => {
     for (const n of [0, 1, 3, 5, 8, 15, 17, 32]) assert.equal(formatAddress(new ArrayBuffer(n)), '', `${n} bytes`);
+  });
+});
+
+describe('LastPeer: one address remembered across requests', () => {
+  const v4 = [127, 0, 0, 1];
+  const mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1];
+  const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+  test('an IPv4 address and its mapped form are the same peer; the text is made once', () => {
+    const p = new LastPeer();
+    assert.equal(p.is(new Uint8Array(v4)), false);
+    const raw = new Uint8Array(mapped);
+    const b = p.set(raw);
+    assert.deepEqual(b, new Uint8Array(mapped));
+    assert.notEqual(b, raw, 'a copy: the bytes of the caller are not kept');
+    raw[15] = 9;
+    assert.equal(p.text, '127.0.0.1');
+    assert.equal(p.is(new Uint8Array(v4)), true);
+    assert.equal(p.is(new Uint8Array(mapped)), true);
+    assert.equal(p.is(new Uint8Array([127, 0, 0, 2])), false);
+    assert.equal(p.is(new Uint8Array(v6)), false);
+  });
+
+  test('a 4-byte address is stored mapped; other addresses replace it', () => {
+    const p = new LastPeer();
+    assert.deepEqual(p.set(new Uint8Array([10, 1, 2, 3])), new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3]));
+    assert.equal(p.text, '10.1.2.3');
+    p.set(new Uint8Array(v6));
+    assert.equal(p.text, '2001:db8::1');
+    assert.equal(p.is(new Uint8Array(v6)), true);
+    assert.equal(p.is(new Uint8Array([10, 1, 2, 3])), false);
+    // An IPv6 address that only looks mapped in its last bytes is not the IPv4 one.
+    const almost = [...v6.slice(0, 10), 0xff, 0xff, 10, 1, 2, 3];
+    p.set(new Uint8Array(almost));
+    assert.equal(p.is(new Uint8Array([10, 1, 2, 3])), false);
+    assert.equal(p.set(new Uint8Array([1, 2])), null, 'no address');
   });
 });
