@@ -100,30 +100,53 @@ const enum Stage {
   Body = 4,
 }
 
-/** Request headers never forwarded (hop-by-hop, RFC 9110 §7.6.1, plus what uWS consumed). */
-const REQUEST_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-  'trailer',
-  'http2-settings',
-]);
-/** Response headers never forwarded; uWS writes its own Date and Content-Length. */
-const RESPONSE_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'trailer',
-  'content-length',
-  'date',
-]);
+/**
+ * Request headers never forwarded (hop-by-hop, RFC 9110 §7.6.1, plus what uWS consumed).
+ * A switch on the length, not a Set: names are new strings on every request, and a Set
+ * lookup first hashes the whole string.
+ */
+export function isRequestHop(n: string): boolean {
+  switch (n.length) {
+    case 2:
+      return n === 'te';
+    case 6:
+      return n === 'expect';
+    case 7:
+      return n === 'upgrade' || n === 'trailer';
+    case 10:
+      return n === 'connection' || n === 'keep-alive';
+    case 14:
+      return n === 'http2-settings';
+    case 16:
+      return n === 'proxy-connection';
+    case 17:
+      return n === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
+
+/** Response headers never forwarded (lower-case names); uWS writes its own Date and Content-Length. */
+export function isResponseHop(n: string): boolean {
+  switch (n.length) {
+    case 2:
+      return n === 'te';
+    case 4:
+      return n === 'date';
+    case 7:
+      return n === 'upgrade' || n === 'trailer';
+    case 10:
+      return n === 'connection' || n === 'keep-alive';
+    case 14:
+      return n === 'content-length';
+    case 16:
+      return n === 'proxy-connection';
+    case 17:
+      return n === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
 
 let nextId = 1;
 
@@ -347,7 +370,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     }
     for (let i = 0; i < hs.length; i += 2) {
       const n = hs[i] as string;
-      if (REQUEST_HOP.has(n) || (connTokens !== null && connTokens.includes(n))) continue;
+      if (isRequestHop(n) || (connTokens !== null && connTokens.includes(n))) continue;
       if (n === 'content-length' && this.reqMode !== BodyMode.Length) continue;
       out.push(n, hs[i + 1] as string);
     }
@@ -599,7 +622,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     const out: string[] = [];
     for (let i = 0; i < names.length; i++) {
       const n = names[i] as string;
-      if (RESPONSE_HOP.has(n) || (tokens !== null && tokens.includes(n))) continue;
+      if (isResponseHop(n) || (tokens !== null && tokens.includes(n))) continue;
       out.push(src[2 * i] as string, src[2 * i + 1] as string);
     }
     return out;

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAddress, LastPeer } from '../../src/workers/proxy';
+import { formatAddress, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/proxy';
 
 function ab(bytes: readonly number[]): ArrayBuffer {
   return new Uint8Array(bytes).buffer;
@@ -141,5 +141,22 @@ describe('LastPeer: one address remembered across requests', () => {
     p.set(new Uint8Array(almost));
     assert.equal(p.is(new Uint8Array([10, 1, 2, 3])), false);
     assert.equal(p.set(new Uint8Array([1, 2])), null, 'no address');
+  });
+});
+
+describe('hop-by-hop header names', () => {
+  const request = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'expect', 'trailer', 'http2-settings'];
+  const response = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'content-length', 'date'];
+  // Names of the same lengths that must pass, and near misses.
+  const others = ['ab', 'accept', 'x-twelv', 'x-custom-1', 'content-encoding', 'content-type', 'x-http2-settings', 'tE', 'Connection', 'dates', 'expects', 'host', 'via', ''];
+
+  test('exactly the request list is dropped', () => {
+    for (const n of request) assert.equal(isRequestHop(n), true, n);
+    for (const n of [...others, 'content-length', 'date']) assert.equal(isRequestHop(n), false, n);
+  });
+
+  test('exactly the response list is dropped', () => {
+    for (const n of response) assert.equal(isResponseHop(n), true, n);
+    for (const n of [...others, 'expect', 'http2-settings']) assert.equal(isResponseHop(n), false, n);
   });
 });
