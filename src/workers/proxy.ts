@@ -366,7 +366,10 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     const out: string[] = [];
     let connTokens: string[] | null = null;
     for (let i = 0; i < hs.length; i += 2) {
-      if (hs[i] === 'connection') (connTokens ??= []).push(...(hs[i + 1] as string).toLowerCase().split(',').map((t) => t.trim()));
+      if (hs[i] !== 'connection') continue;
+      const v = hs[i + 1] as string;
+      // The usual value names only Keep-Alive, which is dropped anyway: nothing to split.
+      if (v !== 'keep-alive' && v !== 'Keep-Alive') (connTokens ??= []).push(...v.toLowerCase().split(',').map((t) => t.trim()));
     }
     for (let i = 0; i < hs.length; i += 2) {
       const n = hs[i] as string;
@@ -1113,6 +1116,46 @@ function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
 }
 
 /**
+ * What the handler reads from the request headers. One object per thread, filled by a
+ * module-level `forEach` callback: no closure and no context object per request. Handlers
+ * run one at a time, and the handler copies the fields out before anything else runs.
+ */
+const headerScan = {
+  headers: [] as string[],
+  headerBytes: 0,
+  host: '',
+  contentLength: -1,
+  badLength: false,
+  chunked: false,
+  xff: '',
+};
+
+function scanHeader(k: string, v: string): void {
+  const h = headerScan;
+  h.headers.push(k, v);
+  h.headerBytes += k.length + v.length + 4;
+  if (k === 'host') h.host = v;
+  else if (k === 'content-length') {
+    if (h.contentLength !== -1 || !/^\d{1,15}$/.test(v)) h.badLength = true;
+    h.contentLength = Number(v);
+  } else if (k === 'transfer-encoding') h.chunked = true;
+  else if (k === 'x-forwarded-for') h.xff = h.xff === '' ? v : `${h.xff},${v}`;
+}
+
+function readHeaders(req: HttpRequest): typeof headerScan {
+  const h = headerScan;
+  h.headers = [];
+  h.headerBytes = 0;
+  h.host = '';
+  h.contentLength = -1;
+  h.badLength = false;
+  h.chunked = false;
+  h.xff = '';
+  req.forEach(scanHeader);
+  return h;
+}
+
+/**
  * The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY
  * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
  */
@@ -1127,23 +1170,8 @@ export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'ht
       return;
     }
     const method = req.getCaseSensitiveMethod();
-    const headers: string[] = [];
-    let headerBytes = 0;
-    let host = '';
-    let contentLength = -1;
-    let badLength = false;
-    let chunked = false;
-    let xff = '';
-    req.forEach((k, v) => {
-      headers.push(k, v);
-      headerBytes += k.length + v.length + 4;
-      if (k === 'host') host = v;
-      else if (k === 'content-length') {
-        if (contentLength !== -1 || !/^\d{1,15}$/.test(v)) badLength = true;
-        contentLength = Number(v);
-      } else if (k === 'transfer-encoding') chunked = true;
-      else if (k === 'x-forwarded-for') xff = xff === '' ? v : `${xff},${v}`;
-    });
+    const h = readHeaders(req);
+    const { headers, headerBytes, host, contentLength, badLength, chunked, xff } = h;
     if (headers.length / 2 > limits.maxHeaderCount) {
       reject(res, 'SLUICE_ERR_TOO_MANY_HEADERS', `over ${limits.maxHeaderCount} fields`);
       return;
