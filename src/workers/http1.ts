@@ -388,7 +388,7 @@ export function parseResponseHeadNative(
   }
   // Over the whole head (the reason phrase too): at worst a head is sent as latin1 bytes
   // when only its reason phrase needed it, which is the same bytes.
-  const nonAscii = NON_ASCII.test(text);
+  const nonAscii = (flags & H.FLAG_NON_ASCII) !== 0;
   const http10 = (flags & H.FLAG_HTTP_1_0) !== 0;
   const chunked = (flags & H.FLAG_CHUNKED) !== 0;
   const te = (flags & H.FLAG_TRANSFER_ENCODING) !== 0;

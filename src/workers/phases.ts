@@ -144,7 +144,7 @@ export class RoutingPhase implements ProxyPhases<RequestCtx> {
     const h = g.pick(tried, s, ctx);
     if (h === null) throw sluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', g.name);
     ctx.groupHost = h;
-    return { group: g.name, host: h.address };
+    return h.peer;
   }
 }
 

@@ -1105,6 +1105,28 @@ export class LastPeer {
 }
 const lastPeer = new LastPeer();
 
+/**
+ * The Host header without its port, lower case (`[::1]:80` → `[::1]`, `Api.Example:8080` →
+ * `api.example`). The last one is remembered: consecutive requests mostly name the same host.
+ */
+export function hostNameOf(host: string): string {
+  if (host === lastHost) return lastHostName;
+  let name = host;
+  for (let i = host.length - 1; i >= 0; i--) {
+    const c = host.charCodeAt(i);
+    if (c === 0x3a /* : */) {
+      name = host.slice(0, i);
+      break;
+    }
+    if (c === 0x5d /* ] */) break;
+  }
+  lastHost = host;
+  lastHostName = name.toLowerCase();
+  return lastHostName;
+}
+let lastHost = '';
+let lastHostName = '';
+
 /** Answers before a ProxyCall exists (limits); the request body, if any, is not read. */
 function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
   const e = sluiceError(code, detail);
@@ -1188,8 +1210,7 @@ export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'ht
       reject(res, 'SLUICE_ERR_BODY_TOO_LARGE', `Content-Length ${contentLength} is over ${limits.maxBodyBytes} bytes`);
       return;
     }
-    const colon = host.lastIndexOf(':');
-    const hostName = (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
+    const hostName = hostNameOf(host);
     const mode = chunked ? BodyMode.Chunked : contentLength > 0 ? BodyMode.Length : BodyMode.None;
     // The client address (docs/edge.md): the peer, or the PROXY v2 source when the listener
     // takes it (uWS parses v2 on every connection, so it is ignored unless configured: any

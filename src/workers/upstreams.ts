@@ -11,7 +11,7 @@ import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type Poo
 import { sluiceError } from '../shared/errors';
 import { ADMIT, KIND_ACTIVE, PROBE, REJECT, inPanic, type HostStateTable } from '../shared/host-state';
 import { jsNative } from '../shared/native';
-import type { Session } from '../shared/phases';
+import type { Peer, Session } from '../shared/phases';
 import { buildSelector, ConsistentHash, type Accept, type BalancedHost, type Selector } from './balancer';
 import { HostPool, type PoolTls } from './pool';
 
@@ -20,6 +20,8 @@ export interface GroupHost extends BalancedHost {
   readonly pool: HostPool;
   /** Slot in the shared host-state table (-1 when the group keeps no shared state). */
   readonly slot: number;
+  /** The phases' Peer for this host of this group, made once with the config (not per pick). */
+  readonly peer: Peer;
 }
 
 /** What a pick tells the attempt besides the host. */
@@ -334,7 +336,7 @@ export class Upstreams {
         else pool.settings = settings;
         pools.set(pk, pool);
         // Hosts listed twice in one group share the pool but count as separate entries.
-        hosts.push({ address: h.address, weight: h.weight, active: 0, pool, slot: slots[key] ?? -1 });
+        hosts.push({ address: h.address, weight: h.weight, active: 0, pool, slot: slots[key] ?? -1, peer: Object.freeze({ group: name, host: h.address }) });
       }
       groups.set(name, new UpstreamGroup(name, u.balance, hosts, timeouts, u.hashKey, u.hashBalanceFactor, u, state));
     }

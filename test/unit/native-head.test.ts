@@ -24,6 +24,7 @@ import {
   FLAG_HTTP_1_0,
   FLAG_KEEP_ALIVE_TIMEOUT,
   FLAG_TRANSFER_ENCODING,
+  FLAG_NON_ASCII,
   FLAG_UPGRADE,
   HEAD_NEED_MORE,
   OUT_CONTENT_LENGTH_HI,
@@ -318,6 +319,17 @@ describe('parseResponseHead semantics (both implementations)', () => {
       assert.equal(out[OUT_KEEP_ALIVE_TIMEOUT], 5);
       assert.equal(buf.toString('latin1', out[OUT_REASON_START], out[OUT_REASON_END]), 'OK');
       assert.deepEqual(headerText(buf, Array.from(out), 3), ['Keep-Alive', 'timeout=5, max=100']);
+    });
+
+    test(`${name}: FLAG_NON_ASCII marks a byte >= 0x80 in the head, not in the body`, () => {
+      const nonAscii = (text: string): boolean => {
+        const { ret, out } = parse(text);
+        assert.ok(ret > 0, text);
+        return ((out[OUT_FLAGS] as number) & FLAG_NON_ASCII) !== 0;
+      };
+      assert.equal(nonAscii('HTTP/1.1 200 OK\r\nA: b\r\n\r\n\xff'), false);
+      assert.equal(nonAscii('HTTP/1.1 200 OK\r\nA: caf\xe9\r\n\r\n'), true);
+      assert.equal(nonAscii('HTTP/1.1 200 \xe9t\xe9\r\n\r\n'), true);
     });
 
     test(`${name}: framing flags`, () => {

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAddress, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/proxy';
+import { formatAddress, hostNameOf, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/proxy';
 
 function ab(bytes: readonly number[]): ArrayBuffer {
   return new Uint8Array(bytes).buffer;
@@ -158,5 +158,26 @@ describe('hop-by-hop header names', () => {
   test('exactly the response list is dropped', () => {
     for (const n of response) assert.equal(isResponseHop(n), true, n);
     for (const n of [...others, 'expect', 'http2-settings']) assert.equal(isResponseHop(n), false, n);
+  });
+});
+
+describe('hostNameOf: the Host header without its port', () => {
+  test('ports, IPv6 literals, case, and the remembered last host', () => {
+    const cases: [string, string][] = [
+      ['example.com', 'example.com'],
+      ['Example.COM:8080', 'example.com'],
+      ['127.0.0.1:18080', '127.0.0.1'],
+      ['[::1]', '[::1]'],
+      ['[::1]:80', '[::1]'],
+      ['[2001:DB8::1]', '[2001:db8::1]'],
+      ['host:', 'host'],
+      ['', ''],
+      ['Example.COM:8080', 'example.com'],
+      ['example.com', 'example.com'],
+    ];
+    for (const [host, want] of cases) {
+      assert.equal(hostNameOf(host), want, host);
+      assert.equal(hostNameOf(host), want, `${host} (remembered)`);
+    }
   });
 });

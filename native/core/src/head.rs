@@ -66,6 +66,9 @@ pub const FLAG_CONTENT_LENGTH: u32 = 1 << 6;
 pub const FLAG_TRANSFER_ENCODING: u32 = 1 << 7;
 /// An `Upgrade` header is present.
 pub const FLAG_UPGRADE: u32 = 1 << 8;
+/// The head has a byte >= 0x80 (obs-text in the reason phrase or a field value; names and the
+/// rest of the syntax cannot have one): forward it as bytes, not as text.
+pub const FLAG_NON_ASCII: u32 = 1 << 9;
 
 // ---- return codes ---------------------------------------------------------------------------
 /// Not complete yet: call again when more bytes arrived.
@@ -543,6 +546,9 @@ fn parse(buf: &[u8], start: usize, end: usize, out: &mut [u32], max_head_bytes: 
     if framing.flags & FLAG_CONTENT_LENGTH != 0 && framing.flags & FLAG_TRANSFER_ENCODING != 0 {
         fail!(ERR_CONTENT_LENGTH_WITH_TRANSFER_ENCODING, start);
     }
+    if buf[start..p].iter().any(|&c| c >= 0x80) {
+        framing.flags |= FLAG_NON_ASCII;
+    }
     out[OUT_HEADER_COUNT] = count as u32;
     out[OUT_CONTENT_LENGTH_HI] = (framing.content_length >> 32) as u32;
     out[OUT_CONTENT_LENGTH_LO] = framing.content_length as u32;
@@ -843,5 +849,23 @@ mod tests {
         let m = parse_response_head(buf, n as usize, buf.len(), &mut out, 4096).unwrap();
         assert_eq!(n + m, buf.len() as i32);
         assert_eq!(out[OUT_STATUS], 200);
+    }
+
+    #[test]
+    fn non_ascii_flag_covers_reason_and_values_only_when_present() {
+        let mut out = out_for(4);
+        let plain = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+        assert!(parse_response_head(plain, 0, plain.len(), &mut out, DEFAULT_MAX_HEAD_BYTES).unwrap() > 0);
+        assert_eq!(out[OUT_FLAGS] & FLAG_NON_ASCII, 0);
+        let value = b"HTTP/1.1 200 OK\r\nA: caf\xe9\r\n\r\n";
+        assert!(parse_response_head(value, 0, value.len(), &mut out, DEFAULT_MAX_HEAD_BYTES).unwrap() > 0);
+        assert_ne!(out[OUT_FLAGS] & FLAG_NON_ASCII, 0);
+        let reason = b"HTTP/1.1 200 \xc3\x9cK\r\n\r\n";
+        assert!(parse_response_head(reason, 0, reason.len(), &mut out, DEFAULT_MAX_HEAD_BYTES).unwrap() > 0);
+        assert_ne!(out[OUT_FLAGS] & FLAG_NON_ASCII, 0);
+        // Body bytes after the head do not count.
+        let body = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n\xff\xff";
+        assert!(parse_response_head(body, 0, body.len(), &mut out, DEFAULT_MAX_HEAD_BYTES).unwrap() > 0);
+        assert_eq!(out[OUT_FLAGS] & FLAG_NON_ASCII, 0);
     }
 }

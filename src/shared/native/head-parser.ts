@@ -52,6 +52,8 @@ export const FLAG_CONTENT_LENGTH = 1 << 6;
 export const FLAG_TRANSFER_ENCODING = 1 << 7;
 /** An Upgrade header is present. */
 export const FLAG_UPGRADE = 1 << 8;
+/** The head has a byte >= 0x80 (reason phrase or a field value): forward it as bytes, not text. */
+export const FLAG_NON_ASCII = 1 << 9;
 
 // ---- return codes ---------------------------------------------------------------------------
 export const HEAD_NEED_MORE = 0;
@@ -397,6 +399,12 @@ function parse(buf: Uint8Array, start: number, end: number, out: Uint32Array, ma
 
   if ((flags & FLAG_CONTENT_LENGTH) !== 0 && (flags & FLAG_TRANSFER_ENCODING) !== 0) {
     return fail(out, ERR_CONTENT_LENGTH_WITH_TRANSFER_ENCODING, start);
+  }
+  for (let i = start; i < p; i++) {
+    if ((buf[i] as number) >= 0x80) {
+      flags |= FLAG_NON_ASCII;
+      break;
+    }
   }
   out[OUT_HEADER_COUNT] = count;
   out[OUT_CONTENT_LENGTH_HI] = Math.floor(contentLength / TWO32);
