@@ -151,21 +151,18 @@ export function isResponseHop(n: string): boolean {
 let nextId = 1;
 
 /**
- * Writes all headers with one uWS call: writeHeader(key, value) emits `key: value\r\n`
- * verbatim, so `key` may carry the earlier lines. One native call and one string
- * conversion instead of one per header (measured: the per-call cost dominated the
- * response-head write). Values came from the upstream head as latin1 text; when a value has
- * bytes >= 0x80 the block is sent as latin1 bytes so that they pass unchanged.
+ * Writes the status line and all headers with one uWS call: writeStatus(text) emits
+ * `HTTP/1.1 text\r\n` verbatim, so `text` may carry the header lines after the status (uWS
+ * adds its Date and Content-Length lines later, as it does after writeHeader calls). One
+ * native call and one string conversion instead of one per header (measured: the per-call
+ * cost dominated the response-head write). Values came from the upstream head as latin1
+ * text; when the head has bytes >= 0x80 the block is sent as latin1 bytes so that they pass
+ * unchanged.
  */
-function writeHeaderBlock(res: HttpResponse, hs: readonly string[], nonAscii: boolean): void {
-  const n = hs.length;
-  if (n === 0) return;
-  let block = '';
-  for (let i = 0; i < n - 2; i += 2) block += `${hs[i]}: ${hs[i + 1]}\r\n`;
-  block += hs[n - 2] as string;
-  const last = hs[n - 1] as string;
-  if (nonAscii) res.writeHeader(Buffer.from(block, 'latin1'), Buffer.from(last, 'latin1'));
-  else res.writeHeader(block, last);
+function writeHead(res: HttpResponse, status: string, hs: readonly string[], nonAscii: boolean): void {
+  let block = status;
+  for (let i = 0; i < hs.length; i += 2) block += `\r\n${hs[i]}: ${hs[i + 1]}`;
+  res.writeStatus(nonAscii ? Buffer.from(block, 'latin1') : block);
 }
 
 const EMPTY: readonly string[] = [];
@@ -597,8 +594,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     const res = this.res;
     res.cork(() => {
       this.headSent = true;
-      res.writeStatus(statusLine(head.status));
-      writeHeaderBlock(res, head.headers, h.nonAscii);
+      writeHead(res, statusLine(head.status), head.headers, h.nonAscii);
       if (noBody) {
         if (h.contentLength >= 0 && h.status !== 204) res.writeHeader('content-length', String(h.contentLength));
         this.respComplete = true;

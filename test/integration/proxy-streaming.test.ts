@@ -217,6 +217,36 @@ describe('bodies and streaming', () => {
     }
   });
 
+  test('response header bytes >= 0x80 pass unchanged; the head has one status line, Date and Content-Length', async () => {
+    const raw = await startRawUpstream((sock) => {
+      onRequestHead(sock, () => {
+        sock.write(Buffer.from('HTTP/1.1 200 OK\r\nX-Name: caf\xe9 \x80\xff\r\nX-Plain: yes\r\nContent-Length: 2\r\n\r\nok', 'latin1'));
+      });
+    });
+    const s2 = await startSluice({ workers: 1, upstreams: { u: { hosts: [{ address: raw.address }] } }, routes: [{ name: 'r', action: { type: 'proxy', upstream: 'u' } }] });
+    const client = connect(s2.port, '127.0.0.1');
+    try {
+      await new Promise<void>((r) => client.once('connect', () => r()));
+      const chunks: Buffer[] = [];
+      client.on('data', (d: Buffer) => chunks.push(d));
+      client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      for (let i = 0; i < 100 && !Buffer.concat(chunks).toString('latin1').endsWith('\r\n\r\nok'); i++) await sleep(20);
+      const text = Buffer.concat(chunks).toString('latin1');
+      assert.ok(text.startsWith('HTTP/1.1 200 OK\r\n'), text);
+      assert.ok(text.includes('\r\nX-Name: caf\xe9 \x80\xff\r\n'), JSON.stringify(text));
+      assert.ok(text.includes('\r\nX-Plain: yes\r\n'));
+      const head = text.slice(0, text.indexOf('\r\n\r\n')).toLowerCase();
+      assert.equal(head.split('\r\nhttp/1.1').length, 1, 'one status line');
+      assert.equal(head.split('\r\ndate: ').length, 2, 'one Date');
+      assert.equal(head.split('\r\ncontent-length: 2').length, 2, 'one Content-Length');
+      assert.ok(text.endsWith('\r\n\r\nok'));
+    } finally {
+      client.destroy();
+      await s2.stop();
+      await raw.close();
+    }
+  });
+
   // Upstream connections read into one buffer shared by the worker's connections (pool.ts):
   // whatever outlives a read must be a copy, or the next read anywhere overwrites it.
   test('a response head split across reads arrives intact (the partial head is a copy)', async () => {
