@@ -614,17 +614,26 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     });
   }
 
+  /**
+   * The upstream's headers without the hop-by-hop ones: `h.headers` compacted in place (the
+   * parse made it for this response alone), so it no longer lines up with `h.lowerNames`.
+   */
   private responseHeaders(h: ParsedHead): string[] {
-    const src = h.headers;
+    const hs = h.headers;
     const names = h.lowerNames;
     const tokens = h.connectionTokens;
-    const out: string[] = [];
+    let w = 0;
     for (let i = 0; i < names.length; i++) {
       const n = names[i] as string;
       if (isResponseHop(n) || (tokens !== null && tokens.includes(n))) continue;
-      out.push(src[2 * i] as string, src[2 * i + 1] as string);
+      if (w !== 2 * i) {
+        hs[w] = hs[2 * i] as string;
+        hs[w + 1] = hs[2 * i + 1] as string;
+      }
+      w += 2;
     }
-    return out;
+    hs.length = w;
+    return hs;
   }
 
   /** Sends response body bytes buf[start..]; runs inside res.cork. */
