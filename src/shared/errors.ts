@@ -113,8 +113,14 @@ const REASONS: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** Full status line text for uWS's writeStatus (it sends no reason phrase otherwise). */
+const STATUS_LINES: string[] = [];
+
+/** Full status line text for uWS's writeStatus (it sends no reason phrase otherwise); made once per status. */
 export function statusLine(status: number): string {
+  const cached = STATUS_LINES[status];
+  if (cached !== undefined) return cached;
   const reason = REASONS[status];
-  return reason === undefined ? String(status) : `${status} ${reason}`;
+  const line = reason === undefined ? String(status) : `${status} ${reason}`;
+  if (Number.isInteger(status) && status >= 100 && status <= 999) STATUS_LINES[status] = line;
+  return line;
 }

@@ -713,6 +713,10 @@ describe('shared/errors registry', () => {
     assert.equal(statusLine(504), '504 Gateway Timeout');
     assert.equal(statusLine(418), '418');
     assert.equal(statusLine(299), '299');
+    // Made once per status: the second call gives the same lines.
+    for (const st of [200, 418, 504]) assert.equal(statusLine(st), statusLine(st));
+    assert.equal(statusLine(200), '200 OK');
+    assert.equal(statusLine(418), '418');
   });
 
   test('every registry status has a reason phrase', () => {
