@@ -101,22 +101,17 @@ const enum Stage {
 }
 
 /**
- * Request headers never forwarded (hop-by-hop, RFC 9110 §7.6.1, plus what uWS consumed).
- * A switch on the length, not a Set: names are new strings on every request, and a Set
- * lookup first hashes the whole string.
+ * The hop-by-hop names of RFC 9110 §7.6.1 (lower case). A switch on the length, not a Set:
+ * names are new strings on every request, and a Set lookup first hashes the whole string.
  */
-export function isRequestHop(n: string): boolean {
+function isHopByHop(n: string): boolean {
   switch (n.length) {
     case 2:
       return n === 'te';
-    case 6:
-      return n === 'expect';
     case 7:
       return n === 'upgrade' || n === 'trailer';
     case 10:
       return n === 'connection' || n === 'keep-alive';
-    case 14:
-      return n === 'http2-settings';
     case 16:
       return n === 'proxy-connection';
     case 17:
@@ -126,26 +121,14 @@ export function isRequestHop(n: string): boolean {
   }
 }
 
+/** Request headers never forwarded: hop-by-hop, plus what uWS consumed (Expect) and HTTP2-Settings. */
+export function isRequestHop(n: string): boolean {
+  return isHopByHop(n) || n === 'expect' || n === 'http2-settings';
+}
+
 /** Response headers never forwarded (lower-case names); uWS writes its own Date and Content-Length. */
 export function isResponseHop(n: string): boolean {
-  switch (n.length) {
-    case 2:
-      return n === 'te';
-    case 4:
-      return n === 'date';
-    case 7:
-      return n === 'upgrade' || n === 'trailer';
-    case 10:
-      return n === 'connection' || n === 'keep-alive';
-    case 14:
-      return n === 'content-length';
-    case 16:
-      return n === 'proxy-connection';
-    case 17:
-      return n === 'transfer-encoding';
-    default:
-      return false;
-  }
+  return isHopByHop(n) || n === 'date' || n === 'content-length';
 }
 
 let nextId = 1;
