@@ -287,6 +287,7 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
     contenders,
     rows: scenarioRows(s.name, contenders, runs, env.loadgens),
     featurePairs: featurePairs(s.name, runs, env.loadgens),
+    nginxPairs: nginxPairs(s.name, runs, scenarioRows(s.name, contenders, runs, env.loadgens)),
     ...(kafkaCounts.length > 0 ? { kafkaCounts } : {}),
     runErrors,
   };
@@ -320,6 +321,16 @@ async function settledKafkaCounts(contender: string, adminPort: number): Promise
 function featurePairs(scenario: string, runs: readonly RunRecord[], loadgens: readonly LoadGenName[]): ScenarioOutcome['featurePairs'] {
   const mine = runs.filter((r) => r.scenario === scenario);
   const pairs = loadgens.map((lg) => ({ loadgen: lg, ratios: pairedCpuRatios(mine, 'sluice-1w', 'sluice-1w-off', lg) })).filter((p) => p.ratios.length > 0);
+  return pairs.length > 0 ? pairs : undefined;
+}
+
+/** Paired per-round ratios of each row's CPU/request over the nginx row it is compared with. */
+function nginxPairs(scenario: string, runs: readonly RunRecord[], rows: ScenarioOutcome['rows']): ScenarioOutcome['nginxPairs'] {
+  const mine = runs.filter((r) => r.scenario === scenario);
+  const pairs = rows
+    .filter((r) => r.vsNginx !== null && r.vsNginx !== r.contender)
+    .map((r) => ({ contender: r.contender, loadgen: r.loadgen, ratios: pairedCpuRatios(mine, r.contender, r.vsNginx as string, r.loadgen) }))
+    .filter((p) => p.ratios.length > 0);
   return pairs.length > 0 ? pairs : undefined;
 }
 
@@ -367,7 +378,12 @@ function rerender(root: string, rawFile: string): void {
   const outcomes = raw.outcomes.map((o) =>
     o.notAvailable
       ? o
-      : { ...o, rows: scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens), featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens) },
+      : {
+          ...o,
+          rows: scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens),
+          featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens),
+          nginxPairs: nginxPairs(o.scenario, raw.runs, scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens)),
+        },
   );
   // Files from before `name` was stored: the name is in the file name (DATE-NAME-HHMMSS.json).
   const name = raw.name ?? path.basename(rawFile, '.json').slice(11).replace(/-\d{6}$/, '');

@@ -163,6 +163,17 @@ export function kafkaCountLines(o: ScenarioOutcome): string[] {
   ];
 }
 
+/**
+ * `; per-round pairs: median R× (from A× to B×, N rounds)` for a row with at least two rounds
+ * paired with its nginx row, else ''. Pairs cancel the slow drift of a shared machine that
+ * the medians of each row keep.
+ */
+export function pairsText(o: ScenarioOutcome, r: SummaryRow): string {
+  const ratios = o.nginxPairs?.find((p) => p.contender === r.contender && p.loadgen === r.loadgen)?.ratios ?? [];
+  if (ratios.length < 2) return '';
+  return `; per-round pairs: median ${median(ratios).toFixed(2)}× (from ${Math.min(...ratios).toFixed(2)}× to ${Math.max(...ratios).toFixed(2)}×, ${ratios.length} rounds)`;
+}
+
 /** The plain statement: where Sluice is behind nginx, row by row, or why it cannot be said. */
 export function verdict(outcomes: readonly ScenarioOutcome[], settings: BenchSettings): string[] {
   const out: string[] = [];
@@ -188,7 +199,7 @@ export function verdict(outcomes: readonly ScenarioOutcome[], settings: BenchSet
         const rpsText = `${fmtInt(r.rps)} vs ${fmtInt(ref.rps)} req/s (${rpsRatio.toFixed(2)}×)`;
         (rpsRatio < 0.97 ? behind : ahead).push(rpsText);
         if (r.cpuVsNginx !== null) {
-          const t = `${fmt(r.proxyCpuUsPerReq, 1)} vs ${fmt(ref.proxyCpuUsPerReq, 1)} µs CPU per request (${r.cpuVsNginx.toFixed(2)}×)`;
+          const t = `${fmt(r.proxyCpuUsPerReq, 1)} vs ${fmt(ref.proxyCpuUsPerReq, 1)} µs CPU per request (${r.cpuVsNginx.toFixed(2)}×${pairsText(o, r)})`;
           (r.cpuVsNginx > 1.03 ? behind : ahead).push(t);
         }
         const p99Ratio = ref.p99Us > 0 ? r.p99Us / ref.p99Us : 1;

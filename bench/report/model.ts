@@ -94,6 +94,11 @@ export interface ScenarioOutcome {
    */
   readonly featurePairs?: readonly { readonly loadgen: string; readonly ratios: readonly number[] }[];
   /**
+   * Each Sluice row's CPU/request ÷ its nginx row's, per round (same round, same load
+   * generator): the same pairing for the comparison with nginx.
+   */
+  readonly nginxPairs?: readonly { readonly contender: string; readonly loadgen: string; readonly ratios: readonly number[] }[];
+  /**
    * Kafka scenarios: Sluice's own record counters (its /metrics) after the last round, once
    * everything it took was settled or 10 s passed: proof that no event was lost on the way.
    */

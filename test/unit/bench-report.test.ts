@@ -1,10 +1,11 @@
 /**
- * The bench's Kafka counters: read from a Sluice /metrics text and reported per contender.
+ * The bench's Kafka counters, read from a Sluice /metrics text and reported per contender;
+ * the per-round pairs against nginx in the verdict.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kafkaCountLines } from '../../bench/report/markdown';
-import type { ScenarioOutcome } from '../../bench/report/model';
+import { kafkaCountLines, pairsText } from '../../bench/report/markdown';
+import type { ScenarioOutcome, SummaryRow } from '../../bench/report/model';
 import { metricSum } from '../../bench/report/summarize';
 
 test('metricSum adds every sample of one metric, labelled or not, and no other', () => {
@@ -34,4 +35,14 @@ test('kafkaCountLines reports drops and what is still in flight, and nothing for
   });
   assert.equal(lines.length, 2);
   assert.equal(lines[1], '- sluice-1w: events 1,200 produced, 2 dropped; link records 1,200 taken, 1,190 delivered, 4 failed, 1 unknown, 2 refused, 5 still in flight.');
+});
+
+test('pairsText gives the median and range of the per-round CPU ratios against nginx, from two rounds on', () => {
+  const row = { contender: 'sluice-1w', loadgen: 'wrk' } as unknown as SummaryRow;
+  const outcome = (ratios: number[]): ScenarioOutcome =>
+    ({ nginxPairs: [{ contender: 'sluice-1w', loadgen: 'wrk', ratios }, { contender: 'sluice', loadgen: 'wrk', ratios: [9, 9] }] }) as unknown as ScenarioOutcome;
+  assert.equal(pairsText(outcome([1.5, 0.9, 1.2, 2.0]), row), '; per-round pairs: median 1.35× (from 0.90× to 2.00×, 4 rounds)');
+  assert.equal(pairsText(outcome([1.1]), row), '', 'one round is no pairing');
+  assert.equal(pairsText({} as ScenarioOutcome, row), '');
+  assert.equal(pairsText(outcome([1, 2]), { ...row, loadgen: 'autocannon' } as SummaryRow), '', 'other load generator');
 });
