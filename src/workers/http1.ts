@@ -41,7 +41,7 @@ export interface ParsedHead {
   readonly upgrade: boolean;
   /** Lower-case tokens listed in Connection (they are hop-by-hop too), or null. Shared: never modify. */
   readonly connectionTokens: readonly string[] | null;
-  /** A header value has bytes ≥ 0x80: forward values as latin1 bytes, not strings. */
+  /** The head has bytes ≥ 0x80 (a header value or the reason phrase): forward it as latin1 bytes, not strings. */
   readonly nonAscii: boolean;
 }
 
