@@ -380,6 +380,7 @@ impl KafkaFf {
     /// or refused; the caller handles that one as before) and writes the records taken and
     /// their bytes to `out[0]` and `out[1]`.
     #[napi]
+    #[allow(clippy::too_many_arguments)] // mirrors the JS call: each argument is a plain number or view, no struct to build per read
     pub fn produce_frames(&mut self, buf: &[u8], start: u32, end: u32, conn_no: u32, accept: u32, max_frame_bytes: u32, mut out: Float64ArraySlice) -> Result<u32> {
         // SAFETY: JS is single-threaded and blocked in this call; nothing else touches `out`.
         let out = unsafe { out.as_mut() };
