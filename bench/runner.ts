@@ -282,12 +282,13 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
   const runErrors = runs
     .filter((r) => r.scenario === s.name && r.error !== undefined)
     .map((r) => ({ contender: r.contender, loadgen: r.loadgen, round: r.round, error: r.error ?? '' }));
+  const rows = scenarioRows(s.name, contenders, runs, env.loadgens);
   return {
     ...base,
     contenders,
-    rows: scenarioRows(s.name, contenders, runs, env.loadgens),
+    rows,
     featurePairs: featurePairs(s.name, runs, env.loadgens),
-    nginxPairs: nginxPairs(s.name, runs, scenarioRows(s.name, contenders, runs, env.loadgens)),
+    nginxPairs: nginxPairs(s.name, runs, rows),
     ...(kafkaCounts.length > 0 ? { kafkaCounts } : {}),
     runErrors,
   };
@@ -375,16 +376,11 @@ function writeReport(root: string, raw: RawFile & { name: string }, rawFile: str
 /** --from-raw: summarise the runs of a raw file again and rewrite its report and chart. */
 function rerender(root: string, rawFile: string): void {
   const raw = JSON.parse(fs.readFileSync(rawFile, 'utf8')) as RawFile;
-  const outcomes = raw.outcomes.map((o) =>
-    o.notAvailable
-      ? o
-      : {
-          ...o,
-          rows: scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens),
-          featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens),
-          nginxPairs: nginxPairs(o.scenario, raw.runs, scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens)),
-        },
-  );
+  const outcomes = raw.outcomes.map((o) => {
+    if (o.notAvailable) return o;
+    const rows = scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens);
+    return { ...o, rows, featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens), nginxPairs: nginxPairs(o.scenario, raw.runs, rows) };
+  });
   // Files from before `name` was stored: the name is in the file name (DATE-NAME-HHMMSS.json).
   const name = raw.name ?? path.basename(rawFile, '.json').slice(11).replace(/-\d{6}$/, '');
   writeReport(root, { ...raw, name, outcomes }, rawFile);
