@@ -82,8 +82,43 @@ export interface Peer {
 /** A response head from the upstream, mutable by responseFilter. */
 export interface ResponseHead {
   status: number;
-  /** Flat list like Session.headers: names as the upstream sent them, hop-by-hop removed. */
+  /**
+   * Flat list like Session.headers: names as the upstream sent them, hop-by-hop removed.
+   * The worker makes this list only when a phase reads it (until then it forwards the
+   * upstream's bytes): phases that only look for or add a header use `has` and `append`.
+   */
   headers: string[];
+  /** Whether a header named `lowerName` (lower case) is there, in any case. */
+  has(lowerName: string): boolean;
+  /** Adds a header after the others. */
+  append(name: string, value: string): void;
+}
+
+/** Index of the first header named `name` (lower case) in a flat [name, value, ...] list, any case, or -1. */
+export function findCaseless(headers: readonly string[], name: string): number {
+  const len = name.length;
+  for (let i = 0; i < headers.length; i += 2) {
+    const h = headers[i] as string;
+    // Only names of its length are lowered: no string made for the others.
+    if (h.length === len && (h === name || h.toLowerCase() === name)) return i;
+  }
+  return -1;
+}
+
+/** A ResponseHead over a list made beforehand (the JS parser's path, tests). */
+export class ListResponseHead implements ResponseHead {
+  constructor(
+    public status: number,
+    public headers: string[],
+  ) {}
+
+  has(lowerName: string): boolean {
+    return findCaseless(this.headers, lowerName) !== -1;
+  }
+
+  append(name: string, value: string): void {
+    this.headers.push(name, value);
+  }
 }
 
 export interface ProxyPhases<Ctx> {

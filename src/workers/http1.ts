@@ -356,7 +356,8 @@ const nativeOut = new Uint32Array(H.headOutLength(MAX_NATIVE_HEADERS));
  * The same result as parseResponseHead, from the native addon's parser (one N-API call per
  * head, offsets back); only the header strings are made here, as substrings of one latin1
  * string of the whole head: one Buffer call instead of two per header (each costs about as
- * much as the native parse itself). The worker uses it unless SLUICE_NATIVE_HEAD=0.
+ * much as the native parse itself). The tests hold it to the JS parser; the worker uses
+ * parseResponseHeadLazy, which makes the strings only when asked.
  */
 export function parseResponseHeadNative(
   parse: NativeApi['parseResponseHead'],
@@ -365,47 +366,206 @@ export function parseResponseHeadNative(
   end: number,
   maxHeadBytes: number,
 ): ParsedHead | typeof HEAD_INCOMPLETE | HeadError {
-  const out = nativeOut;
-  const r = parse(buf, start, end, out, maxHeadBytes);
+  const r = parse(buf, start, end, nativeOut, maxHeadBytes);
   if (r === 0) return HEAD_INCOMPLETE;
   if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
-  const n = out[H.OUT_HEADER_COUNT] as number;
-  const flags = out[H.OUT_FLAGS] as number;
-  // Buffer#latin1Slice is the untyped fast path behind toString('latin1'): no argument checks.
-  const text = (buf as unknown as { latin1Slice(a: number, b: number): string }).latin1Slice(start, start + r);
-  const headers: string[] = new Array<string>(2 * n);
-  const lowerNames: string[] = new Array<string>(n);
-  let connectionTokens: readonly string[] | null = null;
-  for (let i = 0; i < n; i++) {
-    const b = H.OUT_HEADERS + H.HEADER_SLOTS * i;
-    const name = text.substring((out[b] as number) - start, (out[b + 1] as number) - start);
-    const value = text.substring((out[b + 2] as number) - start, (out[b + 3] as number) - start);
-    headers[2 * i] = name;
-    headers[2 * i + 1] = value;
-    const lower = name.toLowerCase();
-    lowerNames[i] = lower;
-    if (lower === 'connection') connectionTokens = addConnectionTokens(connectionTokens, value);
-  }
-  // Over the whole head (the reason phrase too): at worst a head is sent as latin1 bytes
-  // when only its reason phrase needed it, which is the same bytes.
-  const nonAscii = (flags & H.FLAG_NON_ASCII) !== 0;
-  const http10 = (flags & H.FLAG_HTTP_1_0) !== 0;
-  const chunked = (flags & H.FLAG_CHUNKED) !== 0;
-  const te = (flags & H.FLAG_TRANSFER_ENCODING) !== 0;
-  const close =
-    (flags & H.FLAG_CONNECTION_CLOSE) !== 0 || (http10 && (flags & H.FLAG_CONNECTION_KEEP_ALIVE) === 0) || (te && !chunked);
+  const h = new NativeHead(buf, start, r);
   return {
-    headLength: r,
-    status: out[H.OUT_STATUS] as number,
-    minor: http10 ? 0 : 1,
-    headers,
-    lowerNames,
-    contentLength: (flags & H.FLAG_CONTENT_LENGTH) !== 0 ? (out[H.OUT_CONTENT_LENGTH_HI] as number) * 4294967296 + (out[H.OUT_CONTENT_LENGTH_LO] as number) : -1,
-    chunked,
-    close,
-    keepAliveTimeoutS: (flags & H.FLAG_KEEP_ALIVE_TIMEOUT) !== 0 ? (out[H.OUT_KEEP_ALIVE_TIMEOUT] as number) : -1,
-    upgrade: (flags & H.FLAG_CONNECTION_UPGRADE) !== 0,
-    connectionTokens,
-    nonAscii,
+    headLength: h.headLength,
+    status: h.status,
+    minor: h.minor,
+    headers: h.headers,
+    lowerNames: h.lowerNames,
+    contentLength: h.contentLength,
+    chunked: h.chunked,
+    close: h.close,
+    keepAliveTimeoutS: h.keepAliveTimeoutS,
+    upgrade: h.upgrade,
+    connectionTokens: h.connectionTokens,
+    nonAscii: h.nonAscii,
   };
+}
+
+/** parseResponseHeadNative without the strings: a NativeHead, valid until the next parse. */
+export function parseResponseHeadLazy(
+  parse: NativeApi['parseResponseHead'],
+  buf: Buffer,
+  start: number,
+  end: number,
+  maxHeadBytes: number,
+): NativeHead | typeof HEAD_INCOMPLETE | HeadError {
+  const r = parse(buf, start, end, nativeOut, maxHeadBytes);
+  if (r === 0) return HEAD_INCOMPLETE;
+  if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
+  return new NativeHead(buf, start, r);
+}
+
+/**
+ * The hop-by-hop names of RFC 9110 §7.6.1 (lower case). A switch on the length, not a Set:
+ * names are new strings on every request, and a Set lookup first hashes the whole string.
+ */
+function isHopByHop(n: string): boolean {
+  switch (n.length) {
+    case 2:
+      return n === 'te';
+    case 7:
+      return n === 'upgrade' || n === 'trailer';
+    case 10:
+      return n === 'connection' || n === 'keep-alive';
+    case 16:
+      return n === 'proxy-connection';
+    case 17:
+      return n === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
+
+/** Request headers never forwarded: hop-by-hop, plus what uWS consumed (Expect) and HTTP2-Settings. */
+export function isRequestHop(n: string): boolean {
+  return isHopByHop(n) || n === 'expect' || n === 'http2-settings';
+}
+
+/** Response headers never forwarded (lower-case names); uWS writes its own Date and Content-Length. The bytes twin is isResponseHopBytes. */
+export function isResponseHop(n: string): boolean {
+  return isHopByHop(n) || n === 'date' || n === 'content-length';
+}
+
+interface HeadStrings {
+  readonly headers: string[];
+  readonly lowerNames: string[];
+  readonly connectionTokens: readonly string[] | null;
+}
+
+/**
+ * A head the native parser just described in the shared `nativeOut`, over the caller's
+ * buffer: the numbers at once, the header strings when first read. Valid only until the next
+ * parse and while `buf` holds the head (the worker uses it within the read that parsed it):
+ * it reads both lazily. `offsets` and `buf` let the worker forward the head's bytes
+ * without making strings at all (compactResponseHead).
+ */
+export class NativeHead implements ParsedHead {
+  readonly headLength: number;
+  readonly status: number;
+  readonly minor: number;
+  readonly contentLength: number;
+  readonly chunked: boolean;
+  readonly close: boolean;
+  readonly keepAliveTimeoutS: number;
+  readonly upgrade: boolean;
+  readonly nonAscii: boolean;
+  private strings: HeadStrings | null = null;
+  /** connectionListsOnlyKnown(): -1 until computed, then 0 or 1. */
+  private simpleConnection = -1;
+
+  constructor(
+    readonly buf: Buffer,
+    readonly start: number,
+    length: number,
+  ) {
+    const out = nativeOut;
+    const flags = out[H.OUT_FLAGS] as number;
+    const http10 = (flags & H.FLAG_HTTP_1_0) !== 0;
+    const chunked = (flags & H.FLAG_CHUNKED) !== 0;
+    const te = (flags & H.FLAG_TRANSFER_ENCODING) !== 0;
+    this.headLength = length;
+    this.status = out[H.OUT_STATUS] as number;
+    this.minor = http10 ? 0 : 1;
+    this.contentLength =
+      (flags & H.FLAG_CONTENT_LENGTH) !== 0 ? (out[H.OUT_CONTENT_LENGTH_HI] as number) * 4294967296 + (out[H.OUT_CONTENT_LENGTH_LO] as number) : -1;
+    this.chunked = chunked;
+    this.close = (flags & H.FLAG_CONNECTION_CLOSE) !== 0 || (http10 && (flags & H.FLAG_CONNECTION_KEEP_ALIVE) === 0) || (te && !chunked);
+    this.keepAliveTimeoutS = (flags & H.FLAG_KEEP_ALIVE_TIMEOUT) !== 0 ? (out[H.OUT_KEEP_ALIVE_TIMEOUT] as number) : -1;
+    this.upgrade = (flags & H.FLAG_CONNECTION_UPGRADE) !== 0;
+    // Over the whole head (the reason phrase too): at worst a head is sent as latin1 bytes
+    // when only its reason phrase needed it, which is the same bytes.
+    this.nonAscii = (flags & H.FLAG_NON_ASCII) !== 0;
+  }
+
+  /** The parse's offsets (nativeOut): valid until the next parse. */
+  get offsets(): Uint32Array {
+    return nativeOut;
+  }
+
+  get headers(): string[] {
+    return (this.strings ??= this.makeStrings()).headers;
+  }
+
+  get lowerNames(): string[] {
+    return (this.strings ??= this.makeStrings()).lowerNames;
+  }
+
+  get connectionTokens(): readonly string[] | null {
+    return (this.strings ??= this.makeStrings()).connectionTokens;
+  }
+
+  /**
+   * Whether a header the client would get (not hop-by-hop, Date or Content-Length) is named
+   * `lowerName`, read from the bytes; null when only the strings can tell (it is there, but a
+   * Connection header names fields other than close/keep-alive/upgrade: those are dropped too).
+   */
+  hasForwarded(lowerName: string): boolean | null {
+    if (isResponseHop(lowerName)) return false;
+    const out = nativeOut;
+    const buf = this.buf;
+    const n = out[H.OUT_HEADER_COUNT] as number;
+    const len = lowerName.length;
+    for (let i = 0; i < n; i++) {
+      const b = H.OUT_HEADERS + H.HEADER_SLOTS * i;
+      const a = out[b] as number;
+      if ((out[b + 1] as number) - a !== len) continue;
+      let j = 0;
+      while (j < len) {
+        const c = buf[a + j] as number;
+        if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lowerName.charCodeAt(j)) break;
+        j++;
+      }
+      if (j === len) return this.connectionListsOnlyKnown() ? true : null;
+    }
+    return false;
+  }
+
+  /** No Connection header names a field other than close, keep-alive and upgrade (computed once). */
+  private connectionListsOnlyKnown(): boolean {
+    if (this.simpleConnection === -1) {
+      const out = nativeOut;
+      const buf = this.buf;
+      const n = out[H.OUT_HEADER_COUNT] as number;
+      let simple = 1;
+      for (let i = 0; i < n && simple === 1; i++) {
+        const b = H.OUT_HEADERS + H.HEADER_SLOTS * i;
+        const a = out[b] as number;
+        const e = out[b + 1] as number;
+        // Connection and Keep-Alive are the hop-by-hop names of 10 bytes.
+        if (e - a === 10 && ((buf[a] as number) | 0x20) === 0x63 && H.isResponseHopBytes(buf, a, e)) {
+          if (!H.connectionListsOnlyKnown(buf, out[b + 2] as number, out[b + 3] as number)) simple = 0;
+        }
+      }
+      this.simpleConnection = simple;
+    }
+    return this.simpleConnection === 1;
+  }
+
+  private makeStrings(): HeadStrings {
+    const out = nativeOut;
+    const buf = this.buf;
+    const start = this.start;
+    const n = out[H.OUT_HEADER_COUNT] as number;
+    // Buffer#latin1Slice is the untyped fast path behind toString('latin1'): no argument checks.
+    const text = (buf as unknown as { latin1Slice(a: number, b: number): string }).latin1Slice(start, start + this.headLength);
+    const headers: string[] = new Array<string>(2 * n);
+    const lowerNames: string[] = new Array<string>(n);
+    let connectionTokens: readonly string[] | null = null;
+    for (let i = 0; i < n; i++) {
+      const b = H.OUT_HEADERS + H.HEADER_SLOTS * i;
+      const name = text.substring((out[b] as number) - start, (out[b + 1] as number) - start);
+      const value = text.substring((out[b + 2] as number) - start, (out[b + 3] as number) - start);
+      headers[2 * i] = name;
+      headers[2 * i + 1] = value;
+      const lower = name.toLowerCase();
+      lowerNames[i] = lower;
+      if (lower === 'connection') connectionTokens = addConnectionTokens(connectionTokens, value);
+    }
+    return { headers, lowerNames, connectionTokens };
+  }
 }

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SluiceConfig } from '../shared/config';
 import { sluiceError, type SluiceError } from '../shared/errors';
-import type { Peer, ProxyPhases, ResponseHead, Session } from '../shared/phases';
+import { findCaseless, type Peer, type ProxyPhases, type ResponseHead, type Session } from '../shared/phases';
 import type { RequestCtx } from './proxy';
 import { applyEdits, pickSplit, rewritePath, type Router } from './router';
 import type { KafkaLink } from './kafka-link';
@@ -35,15 +35,6 @@ function find(headers: readonly string[], name: string): number {
   return -1;
 }
 
-/** `name` is lower case; only names of its length are lowered (no string made for the others). */
-function findCaseless(headers: readonly string[], name: string): number {
-  const len = name.length;
-  for (let i = 0; i < headers.length; i += 2) {
-    const h = headers[i] as string;
-    if (h.length === len && (h === name || h.toLowerCase() === name)) return i;
-  }
-  return -1;
-}
 
 /** Request id, X-Forwarded-*, Via, and the route's header edits. */
 export class ForwardingPhase implements ProxyPhases<RequestCtx> {
@@ -102,15 +93,18 @@ export class ForwardingPhase implements ProxyPhases<RequestCtx> {
   }
 
   responseFilter(s: Session, head: ResponseHead, ctx: RequestCtx): void {
-    const hs = head.headers;
+    // has/append: no header strings made for the usual response (ResponseHead.headers).
     if (this.via !== '') {
-      const via = findCaseless(hs, 'via');
-      if (via === -1) hs.push('via', this.via);
-      else hs[via + 1] = `${hs[via + 1]}, ${this.via}`;
+      if (!head.has('via')) head.append('via', this.via);
+      else {
+        const hs = head.headers;
+        const via = findCaseless(hs, 'via');
+        hs[via + 1] = `${hs[via + 1]}, ${this.via}`;
+      }
     }
-    if (findCaseless(hs, this.idHeader) === -1) hs.push(this.idHeader, s.requestId);
+    if (!head.has(this.idHeader)) head.append(this.idHeader, s.requestId);
     const edits = ctx.route?.responseEdits;
-    if (edits != null) applyEdits(hs, edits);
+    if (edits != null) applyEdits(head.headers, edits);
   }
 }
 

@@ -27,6 +27,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
 import type { PoolConfig } from '../shared/config';
+import { loadNative } from '../shared/native';
 
 /** A group's TLS settings, built once per config (Upstreams.build); null on a pool = plain TCP. */
 export interface PoolTls {
@@ -50,6 +51,7 @@ const OPENSSL_REASON = /SSL routines:[^:]*:([^:]+):/;
  */
 const READ_BUFFER_BYTES = 64 * 1024;
 let readBuffer: Buffer | null = null;
+const writeString = loadNative().writeString;
 
 export interface ConnOwner {
   onConnect(conn: Conn): void;
@@ -72,6 +74,8 @@ export class Conn implements DeadlineHolder {
   pending: Buffer | null = null;
   /** -1 = no hint; 0 = the upstream will not wait for another request. */
   private keepAliveMs = -1;
+  /** The socket's descriptor once a plain TCP connection is up (-1: TLS, or not connected). */
+  private fd = -1;
 
   constructor(readonly pool: HostPool) {
     const tls = pool.tlsOptions;
@@ -92,12 +96,35 @@ export class Conn implements DeadlineHolder {
     // TLS: connected once the handshake and the certificate checks passed.
     s.on(tls === null ? 'connect' : 'secureConnect', () => {
       this.connected = true;
+      if (tls === null) this.fd = socketFd(s);
       this.owner?.onConnect(this);
     });
     s.on('drain', () => this.owner?.onDrain(this));
     s.on('error', (err) => this.closeWith(err));
     s.on('close', () => this.closeWith(null));
     s.on('end', () => this.closeWith(null));
+  }
+
+  /**
+   * Writes `text` as UTF-8. A plain TCP connection with nothing queued in its stream sends it
+   * with one native `send` (the addon's writeString): no Writable bookkeeping, write request
+   * or after-write callback per request, which cost more than the system call itself. What
+   * that send could not take, and everything else, goes through the stream, which also
+   * reports the socket's errors as before. `destroyed` is checked first: once set, the
+   * descriptor may already be closed and its number reused.
+   */
+  writeText(text: string): void {
+    const s = this.socket;
+    if (this.fd >= 0 && !s.destroyed && s.writableLength === 0) {
+      const left = writeString(this.fd, text);
+      if (left === 0) return;
+      if (left > 0) {
+        const bytes = Buffer.from(text, 'utf8');
+        s.write(bytes.subarray(bytes.length - left));
+        return;
+      }
+    }
+    s.write(text, 'utf8');
   }
 
   private deliver(chunk: Buffer): void {
@@ -172,6 +199,12 @@ export class Conn implements DeadlineHolder {
       this.closeWith(null);
     }
   }
+}
+
+/** The descriptor behind a connected net.Socket (Node keeps it on the TCP handle), or -1. */
+function socketFd(s: Socket): number {
+  const fd = (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
 export class HostPool {

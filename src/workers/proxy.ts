@@ -18,14 +18,16 @@ import type { RetryConfig, SluiceConfig } from '../shared/config';
 import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../shared/errors';
 import { KIND_ACTIVE, KIND_PENDING } from '../shared/host-state';
 import type { Logger } from '../shared/log';
-import type { Peer, Pipeline, ResponseHead, Session, TryRecord } from '../shared/phases';
+import { findCaseless, type Peer, type Pipeline, type ResponseHead, type Session, type TryRecord } from '../shared/phases';
 import { formatAddressBytes, toAddress16 } from '../shared/cidr';
 import { forwardedClient } from './acl';
 import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
-import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, parseResponseHead, parseResponseHeadNative, responseHasNoBody, type ParsedHead } from './http1';
+import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
+
+export { isRequestHop, isResponseHop } from './http1';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
 import type { CompiledRoute, Router } from './router';
 import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstreams';
@@ -81,9 +83,14 @@ const MAX_RESPONSE_HEAD = 64 * 1024;
  * JS reference with SLUICE_NATIVE_HEAD=0 (the bench compares the two on the whole proxy).
  */
 const nativeParse = process.env.SLUICE_NATIVE_HEAD === '0' ? null : loadNative().parseResponseHead;
+const compactHead = loadNative().compactResponseHead;
 function parseHead(buf: Buffer, start: number, end: number): ParsedHead | typeof HEAD_INCOMPLETE | string {
-  return nativeParse === null ? parseResponseHead(buf, start, end, MAX_RESPONSE_HEAD) : parseResponseHeadNative(nativeParse, buf, start, end, MAX_RESPONSE_HEAD);
+  return nativeParse === null ? parseResponseHead(buf, start, end, MAX_RESPONSE_HEAD) : parseResponseHeadLazy(nativeParse, buf, start, end, MAX_RESPONSE_HEAD);
 }
+
+/** Where compactResponseHead writes a head for uWS: a head, the status line and the proxy's own lines. */
+let blockBuffer: Buffer | null = null;
+const BLOCK_BUFFER_BYTES = MAX_RESPONSE_HEAD + 16 * 1024;
 
 const enum BodyMode {
   None = 0,
@@ -98,37 +105,6 @@ const enum Stage {
   Send = 2,
   Head = 3,
   Body = 4,
-}
-
-/**
- * The hop-by-hop names of RFC 9110 §7.6.1 (lower case). A switch on the length, not a Set:
- * names are new strings on every request, and a Set lookup first hashes the whole string.
- */
-function isHopByHop(n: string): boolean {
-  switch (n.length) {
-    case 2:
-      return n === 'te';
-    case 7:
-      return n === 'upgrade' || n === 'trailer';
-    case 10:
-      return n === 'connection' || n === 'keep-alive';
-    case 16:
-      return n === 'proxy-connection';
-    case 17:
-      return n === 'transfer-encoding';
-    default:
-      return false;
-  }
-}
-
-/** Request headers never forwarded: hop-by-hop, plus what uWS consumed (Expect) and HTTP2-Settings. */
-export function isRequestHop(n: string): boolean {
-  return isHopByHop(n) || n === 'expect' || n === 'http2-settings';
-}
-
-/** Response headers never forwarded (lower-case names); uWS writes its own Date and Content-Length. */
-export function isResponseHop(n: string): boolean {
-  return isHopByHop(n) || n === 'date' || n === 'content-length';
 }
 
 let nextId = 1;
@@ -146,6 +122,109 @@ function writeHead(res: HttpResponse, status: string, hs: readonly string[], non
   let block = status;
   for (let i = 0; i < hs.length; i += 2) block += `\r\n${hs[i]}: ${hs[i + 1]}`;
   res.writeStatus(nonAscii ? Buffer.from(block, 'latin1') : block);
+}
+
+/**
+ * The upstream's headers without the hop-by-hop ones: `h.headers` compacted in place (the
+ * parse made it for this response alone), so it no longer lines up with `h.lowerNames`.
+ */
+function forwardedHeaders(h: ParsedHead): string[] {
+  const hs = h.headers;
+  const names = h.lowerNames;
+  const tokens = h.connectionTokens;
+  let w = 0;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (isResponseHop(n) || (tokens !== null && tokens.includes(n))) continue;
+    if (w !== 2 * i) {
+      hs[w] = hs[2 * i] as string;
+      hs[w + 1] = hs[2 * i + 1] as string;
+    }
+    w += 2;
+  }
+  hs.length = w;
+  return hs;
+}
+
+/**
+ * The ResponseHead the responseFilter phases see. Over a NativeHead it answers `has` from the
+ * upstream's bytes and keeps `append`ed lines aside, so that the usual response makes no
+ * header string at all and goes to uWS as the upstream's own bytes (sendHead). Reading
+ * `headers` makes the list (hop-by-hop removed, appended lines after); the head is then
+ * written from the list. Valid only during the read that parsed the head.
+ */
+class UpstreamHead implements ResponseHead {
+  status: number;
+  private list: string[] | null = null;
+  private added: string[] | null = null;
+
+  constructor(readonly parsed: ParsedHead) {
+    this.status = parsed.status;
+  }
+
+  get headers(): string[] {
+    let l = this.list;
+    if (l === null) {
+      l = forwardedHeaders(this.parsed);
+      const a = this.added;
+      if (a !== null) for (const x of a) l.push(x);
+      this.added = null;
+      this.list = l;
+    }
+    return l;
+  }
+
+  set headers(list: string[]) {
+    this.list = list;
+    this.added = null;
+  }
+
+  /** No phase read `headers`: the head can go out as the upstream's bytes. */
+  get untouched(): boolean {
+    return this.list === null;
+  }
+
+  has(lowerName: string): boolean {
+    const h = this.parsed;
+    if (this.list === null && h instanceof NativeHead) {
+      const found = h.hasForwarded(lowerName);
+      if (found !== null) return found || (this.added !== null && findCaseless(this.added, lowerName) !== -1);
+    }
+    return findCaseless(this.headers, lowerName) !== -1;
+  }
+
+  append(name: string, value: string): void {
+    if (this.list !== null) this.list.push(name, value);
+    else (this.added ??= []).push(name, value);
+  }
+
+  /** The appended lines as `\r\nname: value` text. */
+  addedText(): string {
+    const a = this.added;
+    let text = '';
+    if (a !== null) for (let i = 0; i < a.length; i += 2) text += `\r\n${a[i]}: ${a[i + 1]}`;
+    return text;
+  }
+}
+
+/**
+ * Writes the response head with one uWS call. An untouched head from the native parser goes
+ * as bytes: the upstream's header lines less the hop-by-hop ones, copied by the addon
+ * (compactResponseHead) after the status line and before the appended lines, so no header
+ * string is made or converted. Otherwise, or when the addon declines (a Connection header
+ * naming other fields; a block over the buffer), from the strings (writeHead).
+ */
+function sendHead(res: HttpResponse, head: UpstreamHead): void {
+  const h = head.parsed;
+  if (head.untouched && h instanceof NativeHead) {
+    const block = (blockBuffer ??= Buffer.allocUnsafe(BLOCK_BUFFER_BYTES));
+    const n = compactHead(h.buf, h.offsets, block, statusLine(head.status), head.addedText());
+    if (n >= 0) {
+      res.writeStatus(block.subarray(0, n));
+      return;
+    }
+  }
+  writeHead(res, statusLine(head.status), head.headers, h.nonAscii);
 }
 
 const EMPTY: readonly string[] = [];
@@ -327,7 +406,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     const sock = conn.socket;
     const replay = this.replay;
     const lastChunk = this.reqDone && this.reqMode === BodyMode.Chunked;
-    if (replay === null && !lastChunk) sock.write(this.reqHead, 'utf8');
+    if (replay === null && !lastChunk) conn.writeText(this.reqHead);
     else {
       // One write for the head and what the client already sent (cork: no stream buffering for the plain case).
       sock.cork();
@@ -556,7 +635,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     // The response is going to the client: no retry can happen any more.
     this.replay = null;
     this.replayBytes = -1;
-    const head: ResponseHead = { status: h.status, headers: this.responseHeaders(h) };
+    const head = new UpstreamHead(h);
     for (const f of this.env.pipeline.responseFilter) f(this, head, this);
     const noBody = responseHasNoBody(this.method, h.status);
     if (noBody) this.respMode = BodyMode.None;
@@ -577,7 +656,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     const res = this.res;
     res.cork(() => {
       this.headSent = true;
-      writeHead(res, statusLine(head.status), head.headers, h.nonAscii);
+      sendHead(res, head);
       if (noBody) {
         if (h.contentLength >= 0 && h.status !== 204) res.writeHeader('content-length', String(h.contentLength));
         this.respComplete = true;
@@ -595,28 +674,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       }
       if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
     });
-  }
-
-  /**
-   * The upstream's headers without the hop-by-hop ones: `h.headers` compacted in place (the
-   * parse made it for this response alone), so it no longer lines up with `h.lowerNames`.
-   */
-  private responseHeaders(h: ParsedHead): string[] {
-    const hs = h.headers;
-    const names = h.lowerNames;
-    const tokens = h.connectionTokens;
-    let w = 0;
-    for (let i = 0; i < names.length; i++) {
-      const n = names[i] as string;
-      if (isResponseHop(n) || (tokens !== null && tokens.includes(n))) continue;
-      if (w !== 2 * i) {
-        hs[w] = hs[2 * i] as string;
-        hs[w + 1] = hs[2 * i + 1] as string;
-      }
-      w += 2;
-    }
-    hs.length = w;
-    return hs;
   }
 
   /** Sends response body bytes buf[start..]; runs inside res.cork. */
@@ -669,6 +726,16 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private sendLength(slice: Buffer): void {
     if (this.done) return;
     const base = this.respSent;
+    if (base === 0 && slice.length === this.respTotal) {
+      // The whole body in one read: end() takes it all (uWS keeps what the socket does not
+      // take yet, at most one read's worth) and returns no [ok, done] array as tryEnd does.
+      this.res.end(slice);
+      this.bytesOut = this.respTotal;
+      this.respSent = this.respTotal;
+      this.respComplete = true;
+      this.complete();
+      return;
+    }
     const [ok, finished] = this.res.tryEnd(slice, this.respTotal);
     if (finished) {
       this.bytesOut = this.respTotal;

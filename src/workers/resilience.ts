@@ -135,7 +135,8 @@ export class RateLimitPhase implements ProxyPhases<RequestCtx> {
     const p = this.byRoute[ctx.route.index];
     if (p === undefined) return;
     const t = Math.ceil(((p.policy.burst - left) / p.policy.burst) * p.windowS);
-    head.headers.push('ratelimit-policy', p.policyField, 'ratelimit', `"${p.name}";r=${left};t=${t}`);
+    head.append('ratelimit-policy', p.policyField);
+    head.append('ratelimit', `"${p.name}";r=${left};t=${t}`);
   }
 }
 

@@ -247,6 +247,44 @@ describe('bodies and streaming', () => {
     }
   });
 
+  // The usual head goes to the client as the upstream's bytes (proxy.ts sendHead, the addon's
+  // compactResponseHead); what the phases add must still be right on that path, and a
+  // Connection header naming other fields sends it down the string path.
+  test('forwarded heads: Via appended to the upstream\'s, its request id kept, hop-by-hop and fields Connection names dropped', async () => {
+    const heads = [
+      'HTTP/1.1 201 Made\r\nVia: 1.0 up\r\nX-REQUEST-ID: up-1\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=9\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Request-Id\r\nX-Request-Id: up-2\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nTransfer-Encoding: chunked\r\nTrailer: x\r\nX-Kept: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+    ];
+    let k = 0; // over all connections: the pool may open a new one
+    const raw = await startRawUpstream((sock) => {
+      onRequestHead(sock, () => sock.write(heads[k++] as string));
+    });
+    const s2 = await startSluice({ workers: 1, upstreams: { u: { hosts: [{ address: raw.address }] } }, routes: [{ name: 'r', action: { type: 'proxy', upstream: 'u' } }] });
+    try {
+      const r1 = await request(s2.port, { headers: { 'x-request-id': 'client-1' } });
+      assert.equal(r1.status, 201);
+      assert.equal(r1.headers.via, '1.0 up, 1.1 sluice');
+      assert.equal(r1.headers['x-request-id'], 'up-1', 'the upstream\'s own id, once');
+      assert.deepEqual(r1.headers['set-cookie'], ['a=1', 'b=2']);
+      assert.equal(r1.headers['keep-alive'], undefined);
+      assert.equal(r1.body.toString(), 'ok');
+      const r2 = await request(s2.port, { headers: { 'x-request-id': 'client-2' } });
+      assert.equal(r2.headers['x-request-id'], 'client-2', 'the upstream\'s was hop-by-hop (listed in Connection)');
+      assert.equal(r2.headers.via, '1.1 sluice');
+      assert.equal(r2.headers['x-kept'], '1');
+      const r3 = await request(s2.port, { headers: { 'x-request-id': 'client-3' } });
+      assert.equal(r3.headers['x-request-id'], 'client-3');
+      assert.equal(r3.headers.trailer, undefined);
+      assert.notEqual(r3.headers.date, 'Mon, 01 Jan 2001 00:00:00 GMT', 'uWS writes its own Date');
+      assert.equal(r3.headers['x-kept'], '2');
+      assert.equal(r3.body.toString(), 'ok');
+    } finally {
+      await s2.stop();
+      await raw.close();
+    }
+  });
+
   // Upstream connections read into one buffer shared by the worker's connections (pool.ts):
   // whatever outlives a read must be a copy, or the next read anywhere overwrites it.
   test('a response head split across reads arrives intact (the partial head is a copy)', async () => {

@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sluiceError, type SluiceError } from '../../src/shared/errors';
-import { buildPipeline, type Peer, type Pipeline, type ProxyPhases, type ResponseHead, type Session } from '../../src/shared/phases';
+import { buildPipeline, ListResponseHead, type Peer, type Pipeline, type ProxyPhases, type ResponseHead, type Session } from '../../src/shared/phases';
 import { makeSession } from '../helpers';
 
 interface Ctx {
@@ -48,7 +48,7 @@ function runAll(p: Pipeline<Ctx>): string[] {
   const ctx: Ctx = { log: [] };
   const s = session();
   const peer: Peer = { group: 'g', host: 'h:1' };
-  const head: ResponseHead = { status: 200, headers: [] };
+  const head: ResponseHead = new ListResponseHead(200, []);
   const err: SluiceError = sluiceError('SLUICE_ERR_UPSTREAM_RESET');
   for (const f of p.accept) f(s, ctx);
   for (const f of p.requestFilter) f(s, ctx);

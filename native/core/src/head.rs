@@ -557,6 +557,85 @@ fn parse(buf: &[u8], start: usize, end: usize, out: &mut [u32], max_head_bytes: 
     (p - start) as i32
 }
 
+// ---- forwarding a parsed head --------------------------------------------------------------
+
+/// [`compact_response_head`] found a Connection header naming a field other than `close`,
+/// `keep-alive` or `upgrade` (that field is hop-by-hop too): the caller builds the block itself.
+pub const COMPACT_NOT_SIMPLE: i32 = -1;
+/// [`compact_response_head`]: the block does not fit in `dst`.
+pub const COMPACT_TOO_LARGE: i32 = -2;
+
+/// Whether a response field (by name, any case) is never forwarded to the client: the
+/// hop-by-hop fields of RFC 9110 §7.6.1, and Date and Content-Length, which uWS writes itself.
+/// The worker's twin is `isResponseHop` (src/workers/proxy.ts).
+pub fn is_response_hop(name: &[u8]) -> bool {
+    match name.len() {
+        2 => eq_lower(name, b"te"),
+        4 => eq_lower(name, b"date"),
+        7 => eq_lower(name, b"upgrade") || eq_lower(name, b"trailer"),
+        10 => eq_lower(name, b"connection") || eq_lower(name, b"keep-alive"),
+        14 => eq_lower(name, b"content-length"),
+        16 => eq_lower(name, b"proxy-connection"),
+        17 => eq_lower(name, b"transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Writes the header lines of a parsed head as the client gets them into `dst`:
+/// `\r\nName: value` for every header of the head `out` describes (offsets into `buf`, as
+/// [`parse_response_head`] left them) except [`is_response_hop`] ones, names and values as
+/// received. With the status line before and the proxy's own lines after, that is the text
+/// uWS's `writeStatus` takes (the glue's `compactResponseHead`). Returns the length,
+/// [`COMPACT_NOT_SIMPLE`] or [`COMPACT_TOO_LARGE`]; `dst` holds garbage after either.
+pub fn compact_response_head(buf: &[u8], out: &[u32], dst: &mut [u8]) -> i32 {
+    let n = out.get(OUT_HEADER_COUNT).copied().unwrap_or(0) as usize;
+    let mut w = Writer { dst, at: 0 };
+    for i in 0..n {
+        let b = OUT_HEADERS + HEADER_SLOTS * i;
+        let Some(o) = out.get(b..b + HEADER_SLOTS) else { break };
+        let (Some(name), Some(value)) = (buf.get(o[0] as usize..o[1] as usize), buf.get(o[2] as usize..o[3] as usize)) else {
+            break;
+        };
+        if is_response_hop(name) {
+            if name.len() == 10 && eq_lower(name, b"connection") && !only_known_tokens(value) {
+                return COMPACT_NOT_SIMPLE;
+            }
+            continue;
+        }
+        if !(w.put(b"\r\n") && w.put(name) && w.put(b": ") && w.put(value)) {
+            return COMPACT_TOO_LARGE;
+        }
+    }
+    w.at as i32
+}
+
+/// A Connection value that lists only `close`, `keep-alive` and `upgrade` (fields dropped anyway).
+fn only_known_tokens(v: &[u8]) -> bool {
+    v.split(|&c| c == b',').all(|element| {
+        let t = trim_ows(element);
+        t.is_empty() || eq_lower(t, b"close") || eq_lower(t, b"keep-alive") || eq_lower(t, b"upgrade")
+    })
+}
+
+struct Writer<'a> {
+    dst: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        let end = self.at + bytes.len();
+        match self.dst.get_mut(self.at..end) {
+            Some(d) => {
+                d.copy_from_slice(bytes);
+                self.at = end;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,5 +946,62 @@ mod tests {
         let body = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n\xff\xff";
         assert!(parse_response_head(body, 0, body.len(), &mut out, DEFAULT_MAX_HEAD_BYTES).unwrap() > 0);
         assert_eq!(out[OUT_FLAGS] & FLAG_NON_ASCII, 0);
+    }
+
+    fn compact(head: &[u8]) -> Result<Vec<u8>, i32> {
+        let mut out = out_for(16);
+        parse_all(head, &mut out);
+        let mut dst = vec![0u8; 256];
+        let n = compact_response_head(head, &out, &mut dst);
+        if n < 0 {
+            return Err(n);
+        }
+        dst.truncate(n as usize);
+        Ok(dst)
+    }
+
+    #[test]
+    fn compact_drops_hop_by_hop_date_and_length() {
+        let head = b"HTTP/1.1 200 Fine\r\nServer: up\r\nDate: Mon\r\nContent-Length: 3\r\n\
+                     Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A:  b \r\nTE: x\r\n\r\n";
+        assert_eq!(compact(head).unwrap(), b"\r\nServer: up\r\nX-A: b");
+        assert_eq!(compact(b"HTTP/1.1 200 OK\r\n\r\n").unwrap(), b"");
+    }
+
+    #[test]
+    fn compact_keeps_bytes_as_received() {
+        let head = b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9\r\nSET-COOKIE: a=1\r\n\r\n";
+        assert_eq!(compact(head).unwrap(), b"\r\nX-Latin: caf\xe9\r\nSET-COOKIE: a=1");
+    }
+
+    #[test]
+    fn compact_refuses_connection_naming_other_fields() {
+        let head = b"HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\r\n";
+        assert_eq!(compact(head), Err(COMPACT_NOT_SIMPLE));
+        let ok = b"HTTP/1.1 200 OK\r\nConnection: Close, , Upgrade\r\n\r\n";
+        assert_eq!(compact(ok).unwrap(), b"");
+    }
+
+    #[test]
+    fn compact_reports_a_block_too_large() {
+        let head = b"HTTP/1.1 200 OK\r\nX-A: 0123456789\r\n\r\n";
+        let mut out = out_for(4);
+        parse_all(head, &mut out);
+        // "\r\nX-A: 0123456789" is 17 bytes.
+        let mut dst = vec![0u8; 16];
+        assert_eq!(compact_response_head(head, &out, &mut dst), COMPACT_TOO_LARGE);
+        assert_eq!(compact_response_head(head, &out, &mut dst[..0]), COMPACT_TOO_LARGE);
+        let mut dst = vec![0u8; 17];
+        assert_eq!(compact_response_head(head, &out, &mut dst), 17);
+    }
+
+    #[test]
+    fn response_hop_names_any_case() {
+        for n in ["te", "Date", "UPGRADE", "trailer", "Connection", "keep-alive", "Content-Length", "proxy-connection", "Transfer-Encoding"] {
+            assert!(is_response_hop(n.as_bytes()), "{n}");
+        }
+        for n in ["via", "dates", "content-type", "x-request-id", ""] {
+            assert!(!is_response_hop(n.as_bytes()), "{n}");
+        }
     }
 }

@@ -253,6 +253,108 @@ unsafe extern "C" fn parse_response_head_raw(env: sys::napi_env, info: sys::napi
     }
 }
 
+/// `compactResponseHead(buf, out, dst, statusLine, extra)`: writes into `dst` the text uWS's
+/// `writeStatus` takes for the head `parseResponseHead` just described in `out` (offsets into
+/// `buf`): `statusLine` (latin1), the head's header lines as received less the hop-by-hop
+/// ones, Date and Content-Length (`sluice_core::head::compact_response_head`), then `extra`
+/// (UTF-8: the proxy's own lines, `\r\n`-prefixed). Returns the length, -1 when a Connection
+/// header names another field, or -2 when `dst` is too small; the caller then builds the
+/// block from strings. Bound by hand, once per upstream response.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+unsafe extern "C" fn compact_response_head_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 5;
+    let mut argv: [sys::napi_value; 5] = [ptr::null_mut(); 5];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let Some(buf) = typed_array::<u8>(env, argv[0], sys::TypedarrayType::uint8_array) else {
+        return throw_type_error(env, c"compactResponseHead: buf must be a Uint8Array");
+    };
+    let Some(out) = typed_array::<u32>(env, argv[1], sys::TypedarrayType::uint32_array) else {
+        return throw_type_error(env, c"compactResponseHead: out must be a Uint32Array");
+    };
+    let Some(dst) = typed_array::<u8>(env, argv[2], sys::TypedarrayType::uint8_array) else {
+        return throw_type_error(env, c"compactResponseHead: dst must be a Uint8Array");
+    };
+    // SAFETY: views of live typed arrays of this call's arguments (JS is blocked meanwhile);
+    // `dst` must not overlap `buf` (a caller bug: the worker keeps its own block buffer).
+    let buf = std::slice::from_raw_parts(buf.0, buf.1);
+    let out = std::slice::from_raw_parts(out.0, out.1);
+    let dst = std::slice::from_raw_parts_mut(dst.0, dst.1);
+    // N-API copies at most `room - 1` bytes plus a NUL, whole characters only: a copy that
+    // leaves fewer than 5 bytes (one character and the NUL) of the room may have been cut.
+    let mut copied: usize = 0;
+    if sys::napi_get_value_string_latin1(env, argv[3], dst.as_mut_ptr() as *mut _, dst.len(), &mut copied) != sys::Status::napi_ok {
+        return throw_type_error(env, c"compactResponseHead: statusLine must be a string");
+    }
+    let mut result = if copied + 5 > dst.len() { head::COMPACT_TOO_LARGE } else { 0 };
+    if result == 0 {
+        let mut at = copied;
+        let n = head::compact_response_head(buf, out, &mut dst[at..]);
+        if n < 0 {
+            result = n;
+        } else {
+            at += n as usize;
+            let room = &mut dst[at..];
+            if sys::napi_get_value_string_utf8(env, argv[4], room.as_mut_ptr() as *mut _, room.len(), &mut copied) != sys::Status::napi_ok {
+                return throw_type_error(env, c"compactResponseHead: extra must be a string");
+            }
+            result = if copied + 5 > room.len() { head::COMPACT_TOO_LARGE } else { (at + copied) as i32 };
+        }
+    }
+    let mut v = ptr::null_mut();
+    sys::napi_create_int32(env, result, &mut v);
+    v
+}
+
+/// Largest request head `writeString` sends itself (UTF-8 bytes); longer ones go through Node.
+const WRITE_STRING_MAX: usize = 16 * 1024;
+
+/// `writeString(fd, text)`: sends the UTF-8 bytes of `text` on the connected, non-blocking
+/// socket `fd` with one `send` (MSG_NOSIGNAL | MSG_DONTWAIT), bypassing Node's stream. Returns
+/// 0 when all bytes went out; k > 0 when only the first `length - k` did (the caller sends the
+/// last k bytes through the stream); -1 when nothing was sent (EAGAIN, an error, or a text
+/// longer than 16 KiB: the caller writes the whole text through the stream, which reports any
+/// socket error through its own events). Only valid while the stream has nothing queued, so
+/// that bytes keep their order. Bound by hand on raw N-API for the same reason as
+/// `parseResponseHead`: once per upstream request.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+unsafe extern "C" fn write_string_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 2;
+    let mut argv: [sys::napi_value; 2] = [ptr::null_mut(); 2];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let mut fd: i32 = -1;
+    if argc < 2 || sys::napi_get_value_int32(env, argv[0], &mut fd) != sys::Status::napi_ok {
+        return throw_type_error(env, c"writeString: fd must be a number");
+    }
+    // Room for the largest text sent here plus one more character (<= 4 bytes) and the NUL
+    // N-API adds: V8 copies whole characters only, so a longer text copies more than
+    // WRITE_STRING_MAX bytes. Left uninitialised: N-API writes what is read back.
+    let mut buf = std::mem::MaybeUninit::<[u8; WRITE_STRING_MAX + 5]>::uninit();
+    let cap = WRITE_STRING_MAX + 5;
+    let data = buf.as_mut_ptr() as *mut u8;
+    let mut len: usize = 0;
+    let status = sys::napi_get_value_string_utf8(env, argv[1], data as *mut _, cap, &mut len);
+    if status != sys::Status::napi_ok {
+        return throw_type_error(env, c"writeString: text must be a string");
+    }
+    let result = if len > WRITE_STRING_MAX {
+        -1
+    } else {
+        let n = libc::send(fd, data as *const c_void, len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+        if n <= 0 && len > 0 { -1 } else { (len - n.max(0) as usize) as i32 }
+    };
+    let mut v = ptr::null_mut();
+    sys::napi_create_int32(env, result, &mut v);
+    v
+}
+
 /// Data pointer and element count of a typed array of the given kind, or None. An empty
 /// array gives a dangling (never read) but non-null pointer.
 unsafe fn typed_array<T>(env: sys::napi_env, v: sys::napi_value, kind: sys::napi_typedarray_type) -> Option<(*mut T, usize)> {
@@ -293,11 +395,17 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let mut f = ptr::null_mut();
-        let name = c"parseResponseHead";
-        let status = sys::napi_create_function(env.raw(), name.as_ptr(), -1, Some(parse_response_head_raw), ptr::null_mut(), &mut f);
-        if status != sys::Status::napi_ok || sys::napi_set_named_property(env.raw(), exports.raw(), name.as_ptr(), f) != sys::Status::napi_ok {
-            return Err(Error::new(Status::GenericFailure, "cannot export parseResponseHead"));
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 3] = [
+            (c"parseResponseHead", Some(parse_response_head_raw)),
+            (c"compactResponseHead", Some(compact_response_head_raw)),
+            (c"writeString", Some(write_string_raw)),
+        ];
+        for (name, cb) in raw {
+            let mut f = ptr::null_mut();
+            let status = sys::napi_create_function(env.raw(), name.as_ptr(), -1, cb, ptr::null_mut(), &mut f);
+            if status != sys::Status::napi_ok || sys::napi_set_named_property(env.raw(), exports.raw(), name.as_ptr(), f) != sys::Status::napi_ok {
+                return Err(Error::new(Status::GenericFailure, format!("cannot export {}", name.to_string_lossy())));
+            }
         }
     }
     Ok(())

@@ -413,3 +413,81 @@ function parse(buf: Uint8Array, start: number, end: number, out: Uint32Array, ma
   out[OUT_KEEP_ALIVE_TIMEOUT] = keepAlive;
   return p - start;
 }
+
+// ---- forwarding a parsed head (twin of sluice_core::head::compact_response_head) ----------
+
+/** compactResponseHead: a Connection header names a field other than close/keep-alive/upgrade. */
+export const COMPACT_NOT_SIMPLE = -1;
+/** compactResponseHead: the block does not fit in `dst`. */
+export const COMPACT_TOO_LARGE = -2;
+
+/** buf[a..b) is a response field never forwarded: hop-by-hop (RFC 9110 §7.6.1), Date, Content-Length. */
+export function isResponseHopBytes(buf: Uint8Array, a: number, b: number): boolean {
+  switch (b - a) {
+    case 2:
+      return eqLower(buf, a, b, 'te');
+    case 4:
+      return eqLower(buf, a, b, 'date');
+    case 7:
+      return eqLower(buf, a, b, 'upgrade') || eqLower(buf, a, b, 'trailer');
+    case 10:
+      return eqLower(buf, a, b, 'connection') || eqLower(buf, a, b, 'keep-alive');
+    case 14:
+      return eqLower(buf, a, b, 'content-length');
+    case 16:
+      return eqLower(buf, a, b, 'proxy-connection');
+    case 17:
+      return eqLower(buf, a, b, 'transfer-encoding');
+    default:
+      return false;
+  }
+}
+
+/** The Connection value buf[a..b) lists only close, keep-alive and upgrade (fields dropped anyway). */
+export function connectionListsOnlyKnown(buf: Uint8Array, a: number, b: number): boolean {
+  let e = a;
+  for (;;) {
+    const comma = indexOf(buf, e, b, COMMA);
+    trim(buf, e, comma);
+    if (tA < tB && !eqLower(buf, tA, tB, 'close') && !eqLower(buf, tA, tB, 'keep-alive') && !eqLower(buf, tA, tB, 'upgrade')) return false;
+    if (comma === b) return true;
+    e = comma + 1;
+  }
+}
+
+/**
+ * The text uWS's writeStatus takes for the head parseResponseHead just described in `out`
+ * (offsets into `buf`), written into `dst`: `statusLine` (latin1), then `\r\nName: value` for
+ * every header as received except the hop-by-hop ones, Date and Content-Length, then `extra`
+ * (UTF-8, `\r\n`-prefixed lines). Returns the length, COMPACT_NOT_SIMPLE or COMPACT_TOO_LARGE
+ * (the caller then builds the block from strings). The addon's version is the one the worker
+ * calls; like it, this one gives up when fewer than 5 bytes of `dst` would be left after
+ * the status line or after `extra`.
+ */
+export function compactResponseHead(buf: Uint8Array, out: Uint32Array, dst: Uint8Array, statusLine: string, extra: string): number {
+  const d = Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength);
+  if (Buffer.byteLength(statusLine, 'latin1') + 5 > d.length) return COMPACT_TOO_LARGE;
+  let at = d.write(statusLine, 0, 'latin1');
+  const n = out[OUT_HEADER_COUNT] as number;
+  for (let i = 0; i < n; i++) {
+    const b = OUT_HEADERS + HEADER_SLOTS * i;
+    const na = out[b] as number, nb = out[b + 1] as number, va = out[b + 2] as number, vb = out[b + 3] as number;
+    if (isResponseHopBytes(buf, na, nb)) {
+      if (nb - na === 10 && eqLower(buf, na, nb, 'connection') && !connectionListsOnlyKnown(buf, va, vb)) return COMPACT_NOT_SIMPLE;
+      continue;
+    }
+    const len = 2 + (nb - na) + 2 + (vb - va);
+    if (at + len > d.length) return COMPACT_TOO_LARGE;
+    d[at++] = CR;
+    d[at++] = LF;
+    d.set(buf.subarray(na, nb), at);
+    at += nb - na;
+    d[at++] = COLON;
+    d[at++] = SP;
+    d.set(buf.subarray(va, vb), at);
+    at += vb - va;
+  }
+  const e = Buffer.byteLength(extra, 'utf8');
+  if (at + e + 5 > d.length) return COMPACT_TOO_LARGE;
+  return at + d.write(extra, at, 'utf8');
+}

@@ -48,6 +48,12 @@ export interface NativeApi {
    * `(out.length - 10) / 4` headers; `maxHeadBytes` defaults to 65536.
    */
   parseResponseHead(buf: Uint8Array, start: number, end: number, out: Uint32Array, maxHeadBytes?: number): number;
+  /**
+   * Into `dst`: `statusLine`, the header lines of the head parseResponseHead left in `out`
+   * as received less the hop-by-hop ones, Date and Content-Length, then `extra` (the text for
+   * uWS's writeStatus). Returns its length, or COMPACT_NOT_SIMPLE / COMPACT_TOO_LARGE.
+   */
+  compactResponseHead(buf: Uint8Array, out: Uint32Array, dst: Uint8Array, statusLine: string, extra: string): number;
   /** xxh3-64 of the key's bytes (strings as UTF-8), low 53 bits; `>>> 0` is the lookup hash. */
   hashKey(key: Uint8Array | string): number;
   /** IEEE CRC-32 of the key's bytes: nginx's key hash for `hash $key consistent`. */
@@ -84,6 +90,13 @@ export interface NativeAddon extends NativeApi {
    * owns it. Throws with the OS error (EADDRINUSE, EACCES, ...) naming the address.
    */
   listenReusePort(host: string, port: number, backlog: number): number;
+  /**
+   * Sends the UTF-8 bytes of `text` (at most 16 KiB) on the connected socket `fd` with one
+   * non-blocking `send`, bypassing Node's stream: 0 = all sent; k > 0 = the last k bytes were
+   * not; -1 = nothing was (EAGAIN, an error, or a longer text). Only while the socket's
+   * stream has nothing queued (src/workers/pool.ts `Conn.writeText`).
+   */
+  writeString(fd: number, text: string): number;
   /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
@@ -137,8 +150,10 @@ export interface KafkaFf {
 
 const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'listenReusePort',
+  'writeString',
   'KafkaFf',
   'parseResponseHead',
+  'compactResponseHead',
   'hashKey',
   'crc32',
   'buildKetama',
@@ -152,6 +167,7 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
 /** The JavaScript twins, with exactly the addon's behaviour. */
 export const jsNative: NativeApi = Object.freeze({
   parseResponseHead: head.parseResponseHead,
+  compactResponseHead: head.compactResponseHead,
   hashKey: hashing.hashKey,
   crc32: hashing.crc32,
   buildKetama: hashing.buildKetama,
