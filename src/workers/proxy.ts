@@ -26,11 +26,11 @@ import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
-
-export { isRequestHop, isResponseHop } from './http1';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
 import type { CompiledRoute, Router } from './router';
 import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstreams';
+
+export { isRequestHop, isResponseHop } from './http1';
 
 /** Everything a request needs from its worker; swapped whole on reload. */
 export interface ProxyEnv {
