@@ -83,7 +83,11 @@ function main(): void {
     const upstreamReq = http.request(
       { host: target.host, port: target.port, method: req.method, path: req.url, headers, agent },
       (upstreamRes) => {
-        res.writeHead(upstreamRes.statusCode ?? 502, forwardHeaders(upstreamRes.headers));
+        // Sluice echoes the request id and adds its Via to responses too.
+        const out = forwardHeaders(upstreamRes.headers);
+        out['x-request-id'] ??= headers['x-request-id'];
+        out['via'] = upstreamRes.headers.via ? `${upstreamRes.headers.via}, 1.1 node-proxy` : '1.1 node-proxy';
+        res.writeHead(upstreamRes.statusCode ?? 502, out);
         upstreamRes.pipe(res);
         upstreamRes.on('error', () => res.destroy());
       },
