@@ -4,6 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isResponseHopBytes } from '../../src/shared/native';
 import { formatAddress, hostNameOf, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/proxy';
 
 function ab(bytes: readonly number[]): ArrayBuffer {
@@ -158,6 +159,15 @@ describe('hop-by-hop header names', () => {
   test('exactly the response list is dropped', () => {
     for (const n of response) assert.equal(isResponseHop(n), true, n);
     for (const n of [...others, 'expect', 'http2-settings']) assert.equal(isResponseHop(n), false, n);
+  });
+
+  test('the bytes twin (compactResponseHead, NativeHead) drops the same response names, in any case', () => {
+    for (const n of [...response, ...others, 'expect', 'http2-settings']) {
+      for (const v of [n, n.toUpperCase()]) {
+        const b = Buffer.from(`x${v}`, 'latin1');
+        assert.equal(isResponseHopBytes(b, 1, b.length), isResponseHop(n.toLowerCase()), v);
+      }
+    }
   });
 });
 
