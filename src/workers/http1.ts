@@ -366,10 +366,8 @@ export function parseResponseHeadNative(
   end: number,
   maxHeadBytes: number,
 ): ParsedHead | typeof HEAD_INCOMPLETE | HeadError {
-  const r = parse(buf, start, end, nativeOut, maxHeadBytes);
-  if (r === 0) return HEAD_INCOMPLETE;
-  if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
-  const h = new NativeHead(buf, start, r);
+  const h = parseResponseHeadLazy(parse, buf, start, end, maxHeadBytes);
+  if (!(h instanceof NativeHead)) return h;
   return {
     headLength: h.headLength,
     status: h.status,
