@@ -105,7 +105,7 @@ export function findCaseless(headers: readonly string[], name: string): number {
   return -1;
 }
 
-/** A ResponseHead over a list made beforehand (the JS parser's path, tests). */
+/** A ResponseHead over a list made beforehand (tests; code that builds a head itself). */
 export class ListResponseHead implements ResponseHead {
   constructor(
     public status: number,

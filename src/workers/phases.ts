@@ -35,7 +35,6 @@ function find(headers: readonly string[], name: string): number {
   return -1;
 }
 
-
 /** Request id, X-Forwarded-*, Via, and the route's header edits. */
 export class ForwardingPhase implements ProxyPhases<RequestCtx> {
   private readonly idHeader: string;
