@@ -53,6 +53,27 @@ const READ_BUFFER_BYTES = 64 * 1024;
 let readBuffer: Buffer | null = null;
 const writeString = loadNative().writeString;
 
+/**
+ * Request heads queued by `Conn.queueText` during this event-loop turn, sent together when
+ * the turn's I/O callbacks are done (setImmediate: libuv's check phase, right after the poll
+ * phase that ran the uWS handlers). Sending them back to back wakes a sleeping upstream once
+ * per turn instead of once per request; on this machine each wake-up of a process on the
+ * other CPU cost more than the send itself (docs/decisions.md, "Request heads at the end of
+ * the turn"). Envoy defers its writes to the end of the dispatcher loop the same way.
+ */
+let queuedConns: Conn[] = [];
+let queuedTexts: string[] = [];
+let flushScheduled = false;
+
+function flushQueued(): void {
+  flushScheduled = false;
+  const conns = queuedConns;
+  const texts = queuedTexts;
+  queuedConns = [];
+  queuedTexts = [];
+  for (let i = 0; i < conns.length; i++) (conns[i] as Conn).flushQueued(texts[i] as string);
+}
+
 export interface ConnOwner {
   onConnect(conn: Conn): void;
   /** `chunk` views a shared read buffer: valid only until this call returns (copy to keep). */
@@ -76,6 +97,8 @@ export class Conn implements DeadlineHolder {
   private keepAliveMs = -1;
   /** The socket's descriptor once a plain TCP connection is up (-1: TLS, or not connected). */
   private fd = -1;
+  /** A request head waits in this turn's queue (queueText): not sent yet. */
+  queued = false;
 
   constructor(readonly pool: HostPool) {
     const tls = pool.tlsOptions;
@@ -125,6 +148,33 @@ export class Conn implements DeadlineHolder {
       }
     }
     s.write(text, 'utf8');
+  }
+
+  /**
+   * Sends `text` (a whole request head, with nothing to follow it) at the end of this
+   * event-loop turn, with the other heads queued in it. Only a connected plain TCP connection
+   * queues; any other writes at once (the stream holds the bytes until the connection is up).
+   * A connection given back to its pool before its head went out is closed instead of kept
+   * (HostPool.release), and a closed one drops its head.
+   */
+  queueText(text: string): void {
+    if (this.fd < 0 || this.queued) {
+      this.writeText(text);
+      return;
+    }
+    this.queued = true;
+    queuedConns.push(this);
+    queuedTexts.push(text);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushQueued);
+    }
+  }
+
+  /** The end of the turn for a queued head (flushQueued). */
+  flushQueued(text: string): void {
+    this.queued = false;
+    if (!this.closed) this.writeText(text);
   }
 
   private deliver(chunk: Buffer): void {
@@ -284,7 +334,7 @@ export class HostPool {
   release(c: Conn): void {
     c.owner = null;
     c.uses++;
-    if (this.closed || c.closed || !c.reusableByHint || this.idle.length >= this.settings.maxIdlePerHost) {
+    if (this.closed || c.closed || c.queued || !c.reusableByHint || this.idle.length >= this.settings.maxIdlePerHost) {
       c.destroy();
       return;
     }

@@ -406,8 +406,12 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     const sock = conn.socket;
     const replay = this.replay;
     const lastChunk = this.reqDone && this.reqMode === BodyMode.Chunked;
-    if (replay === null && !lastChunk) conn.writeText(this.reqHead);
-    else {
+    // A head with nothing to follow it goes out at the end of the turn, with the others
+    // (Conn.queueText); a body's first bytes may follow within this turn, so its head is sent now.
+    if (replay === null && !lastChunk) {
+      if (this.reqDone) conn.queueText(this.reqHead);
+      else conn.writeText(this.reqHead);
+    } else {
       // One write for the head and what the client already sent (cork: no stream buffering for the plain case).
       sock.cork();
       sock.write(this.reqHead, 'utf8');
