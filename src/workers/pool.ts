@@ -14,6 +14,10 @@
  * owner gets in `onData` are therefore only valid during that call; an owner that keeps any
  * of them copies them first. TLS connections still read through the stream.
  *
+ * A request head with no body to follow is queued and sent with the turn's other heads once
+ * the turn's I/O callbacks are done (`queueText`): a sleeping upstream is woken once per turn,
+ * not once per request.
+ *
  * A pool with TLS settings (upstreams.NAME.tls) opens `node:tls` connections: SNI, chain and
  * host name verified, client certificate for mTLS, one TLS session kept for resumption. A
  * connection counts as connected only after the handshake and the verification passed
