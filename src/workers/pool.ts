@@ -162,7 +162,7 @@ export class Conn implements DeadlineHolder {
    * (HostPool.release), and a closed one drops its head.
    */
   queueText(text: string): void {
-    if (this.fd < 0 || this.queued) {
+    if (this.fd < 0) {
       this.writeText(text);
       return;
     }
@@ -175,7 +175,7 @@ export class Conn implements DeadlineHolder {
     }
   }
 
-  /** The end of the turn for a queued head (flushQueued). */
+  /** The end of the turn for a queued head (flushQueued), in the order they were queued. */
   flushQueued(text: string): void {
     this.queued = false;
     if (!this.closed) this.writeText(text);
