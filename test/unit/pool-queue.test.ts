@@ -89,6 +89,21 @@ test('request heads queued in one turn go out when the turn ends', async () => {
   }
 });
 
+test('two heads queued on one connection in a turn go out in the order they were queued', async () => {
+  const u = await upstream();
+  const c = await connected(u.pool);
+  try {
+    const first = 'GET /first HTTP/1.1\r\nhost: x\r\n\r\n';
+    const second = 'GET /second HTTP/1.1\r\nhost: x\r\n\r\n';
+    c.queueText(first);
+    c.queueText(second);
+    await turnEnd();
+    await until('both heads arrived, in order', () => String(u.received[0] ?? '') === first + second);
+  } finally {
+    close(u, c);
+  }
+});
+
 test('a connection closed before the turn ends drops its queued head', async () => {
   const u = await upstream();
   const c = await connected(u.pool);
