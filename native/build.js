@@ -53,7 +53,9 @@ if (!cargo) {
 const args = ['build', '--release', '--locked', '-p', 'sluice-native', '--manifest-path', manifest];
 process.stderr.write(`[sluice native] ${cargo} ${args.join(' ')}\n`);
 const started = Date.now();
-const build = spawnSync(cargo, args, { stdio: 'inherit', cwd: root });
+// build.rs compiles src/uws_socket.cc against this Node's headers: the Node that will load the addon.
+const nodeInclude = path.resolve(process.execPath, '..', '..', 'include', 'node');
+const build = spawnSync(cargo, args, { stdio: 'inherit', cwd: root, env: { ...process.env, SLUICE_NODE_INCLUDE: nodeInclude } });
 if (build.error) fail(`could not run cargo: ${build.error.message}`);
 if (build.status !== 0) {
   fail(`cargo exited with ${build.status ?? build.signal}; see the compiler output above.`);

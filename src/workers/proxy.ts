@@ -24,6 +24,7 @@ import { forwardedClient } from './acl';
 import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
+import { PeerReader } from './client-address';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
@@ -1241,6 +1242,7 @@ function readHeaders(req: HttpRequest): typeof headerScan {
  * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
  */
 export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
+  const peers = new PeerReader(front === undefined ? loadNative().uwsPeerAddress : null, listener);
   return (res, req) => {
     const env = getEnv();
     const limits = env.config.limits;
@@ -1287,7 +1289,7 @@ export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'ht
       peerBytes = p.address;
       clientCert = p.clientCert;
     } else {
-      peerBytes = new Uint8Array(res.getRemoteAddress());
+      peerBytes = peers.read(res, env.log);
       const lc = listener === 'https' ? (env.config.tls ?? env.config.listen) : env.config.listen;
       if (lc.proxyProtocol === 'v2') {
         const pp = new Uint8Array(res.getProxiedRemoteAddress());

@@ -355,6 +355,64 @@ unsafe extern "C" fn write_string_raw(env: sys::napi_env, info: sys::napi_callba
     v
 }
 
+extern "C" {
+    /// src/uws_socket.cc: the descriptor behind a uWS HttpResponse object, or -1.
+    fn sluice_uws_socket_fd(value: sys::napi_value) -> i32;
+}
+
+/// `uwsPeerAddress(res, out)`: the client address of the connection behind the uWS.js
+/// HttpResponse `res`, as uWS's `getRemoteAddress` gives it (4 bytes for IPv4, 16 for IPv6)
+/// but written into `out` (a Uint8Array of at least 16 bytes) instead of a new ArrayBuffer.
+/// Returns the byte count; 0 when the socket has no peer any more (uWS then gives an empty
+/// address too); -1 when `res` is no live uWS response. One `getpeername`, as in uWS.
+/// The caller checks it against `getRemoteAddress` before trusting it (src/workers/proxy.ts
+/// `PeerReader`). Bound by hand: once per request.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`. `res` must be a
+/// uWS HttpResponse (src/uws_socket.cc).
+unsafe extern "C" fn uws_peer_address_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 2;
+    let mut argv: [sys::napi_value; 2] = [ptr::null_mut(); 2];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let out = match typed_array::<u8>(env, argv[1], sys::TypedarrayType::uint8_array) {
+        Some(out) if argc >= 2 && out.1 >= 16 => out,
+        _ => return throw_type_error(env, c"uwsPeerAddress: out must be a Uint8Array of at least 16 bytes"),
+    };
+    let fd = sluice_uws_socket_fd(argv[0]);
+    let result = if fd < 0 {
+        -1
+    } else {
+        let mut addr = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, addr.as_mut_ptr() as *mut libc::sockaddr, &mut len) != 0 {
+            0
+        } else {
+            let addr = addr.assume_init();
+            // SAFETY: `out` is a live Uint8Array of >= 16 bytes (checked above); the family
+            // says which sockaddr the storage holds.
+            match addr.ss_family as i32 {
+                libc::AF_INET => {
+                    let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in);
+                    ptr::copy_nonoverlapping(&a.sin_addr.s_addr as *const u32 as *const u8, out.0, 4);
+                    4
+                }
+                libc::AF_INET6 => {
+                    let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6);
+                    ptr::copy_nonoverlapping(a.sin6_addr.s6_addr.as_ptr(), out.0, 16);
+                    16
+                }
+                _ => 0,
+            }
+        }
+    };
+    let mut v = ptr::null_mut();
+    sys::napi_create_int32(env, result, &mut v);
+    v
+}
+
 /// Data pointer and element count of a typed array of the given kind, or None. An empty
 /// array gives a dangling (never read) but non-null pointer.
 unsafe fn typed_array<T>(env: sys::napi_env, v: sys::napi_value, kind: sys::napi_typedarray_type) -> Option<(*mut T, usize)> {
@@ -395,10 +453,11 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let raw: [(&std::ffi::CStr, sys::napi_callback); 3] = [
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 4] = [
             (c"parseResponseHead", Some(parse_response_head_raw)),
             (c"compactResponseHead", Some(compact_response_head_raw)),
             (c"writeString", Some(write_string_raw)),
+            (c"uwsPeerAddress", Some(uws_peer_address_raw)),
         ];
         for (name, cb) in raw {
             let mut f = ptr::null_mut();

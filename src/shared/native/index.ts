@@ -98,6 +98,15 @@ export interface NativeAddon extends NativeApi {
    */
   writeString(fd: number, text: string): number;
   /**
+   * The client address of the connection behind a uWS.js HttpResponse, as uWS's
+   * getRemoteAddress gives it (4 bytes IPv4, 16 IPv6) but written into `out` (>= 16 bytes)
+   * instead of a new ArrayBuffer: returns the byte count, 0 when the socket has no peer, -1
+   * when `res` is no live uWS response. It finds the socket through uWS.js and uSockets
+   * internals (native/napi/src/uws_socket.cc): only for uWS responses, and trusted only after
+   * a check against getRemoteAddress (src/workers/client-address.ts).
+   */
+  uwsPeerAddress(res: object, out: Uint8Array): number;
+  /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
@@ -151,6 +160,7 @@ export interface KafkaFf {
 const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'listenReusePort',
   'writeString',
+  'uwsPeerAddress',
   'KafkaFf',
   'parseResponseHead',
   'compactResponseHead',
