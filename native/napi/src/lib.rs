@@ -365,8 +365,8 @@ extern "C" {
 /// but written into `out` (a Uint8Array of at least 16 bytes) instead of a new ArrayBuffer.
 /// Returns the byte count; 0 when the socket has no peer any more (uWS then gives an empty
 /// address too); -1 when `res` is no live uWS response. One `getpeername`, as in uWS.
-/// The caller checks it against `getRemoteAddress` before trusting it (src/workers/proxy.ts
-/// `PeerReader`). Bound by hand: once per request.
+/// The caller checks it against `getRemoteAddress` before trusting it (`PeerReader` in
+/// src/workers/client-address.ts). Bound by hand: once per request.
 ///
 /// # Safety
 /// Called by Node-API only, on the JS thread, with a valid `env` and `info`. `res` must be a

@@ -5,8 +5,8 @@
 // the V8 defines of that Node's build (node's common.gypi), so the inline V8 code here reads
 // objects the way that Node lays them out.
 //
-// What it relies on, besides V8's public API (checked at run time by src/workers/proxy.ts
-// `PeerReader` against uWS's own getRemoteAddress before it is trusted):
+// What it relies on, besides V8's public API (checked at run time by `PeerReader` in
+// src/workers/client-address.ts against uWS's own getRemoteAddress before it is trusted):
 // - a uWS.js HttpResponse object has exactly one internal field, holding the
 //   uWS::HttpResponse*, which is the connection's us_socket_t* (uWS.js AppWrapper.h; null
 //   once the response was aborted);
