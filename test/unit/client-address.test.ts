@@ -112,10 +112,11 @@ describe('uwsPeerAddress', () => {
           s.close();
           resolve();
         });
+        // The client goes away once the request is in: uWS then aborts the response.
+        setImmediate(() => c.destroy());
       });
       const c = connect(s.port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
       c.on('data', () => undefined);
-      setTimeout(() => c.destroy(), 100);
     });
     await aborted;
     assert.equal(atAbort, -1);
