@@ -13,6 +13,7 @@
  * it; LastPeer copies what it keeps), or pass the addon anything but a live uWS response.
  */
 import type { HttpResponse } from 'uWebSockets.js';
+import { formatAddressBytes } from '../shared/cidr';
 import type { Logger } from '../shared/log';
 
 /** NativeAddon.uwsPeerAddress: bytes written to `out` (4 or 16), 0 no peer, -1 no live response. */
@@ -67,8 +68,8 @@ export class PeerReader {
       this.trust = Trust.Refused;
       log.error('client address: the addon disagrees with uWS getRemoteAddress; using getRemoteAddress from now on', {
         listener: this.listener,
-        addon: n <= 0 ? String(n) : Array.from(this.buf.subarray(0, n)).join('.'),
-        uws: Array.from(uws).join('.'),
+        addon: n <= 0 ? String(n) : formatAddressBytes(this.buf.subarray(0, n)),
+        uws: formatAddressBytes(uws),
       });
     }
     return uws;
