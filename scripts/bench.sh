@@ -5,9 +5,10 @@
 #   scripts/bench.sh [--quick] [--scenario NAME] [--contenders a,b,c] [--rounds N] [--duration S]
 #                    [other options: scripts/bench.sh --help]
 #
-# Bootstraps what it needs (Debian packages nginx-light, haproxy, wrk; node_modules; the
-# TypeScript build), then runs dist/bench/runner.js with the same arguments. The report lands
-# in bench/results/YYYY-MM-DD-<name>.md (+ .svg), raw per-run JSON in bench/results/raw/.
+# Bootstraps what it needs (Debian packages nginx-light, haproxy, wrk; then scripts/bootstrap.sh:
+# the build dependencies, node_modules, the TypeScript build), then runs dist/bench/runner.js
+# with the same arguments. The report lands in bench/results/YYYY-MM-DD-<name>.md (+ .svg),
+# raw per-run JSON in bench/results/raw/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,13 +50,13 @@ if [ "$skip_bootstrap" = 0 ]; then
     done
   fi
 
-  [ -d node_modules ] || { log "npm ci"; npm ci; }
-
-  # A Sluice build error must not stop the baselines from being measured: tsc still emits,
-  # the Sluice rows then fail (and say why) while the others run.
-  log "npm run build"
-  if ! npm run build >&2; then
-    log "warning: the build reported errors; continuing with what was emitted"
+  # Debian build dependencies, npm ci (the addon and the Kafka client build from source) and
+  # the TypeScript build: the same bootstrap as run.sh and test.sh. A Sluice build error must
+  # not stop the baselines from being measured: tsc still emits, the Sluice rows then fail
+  # (and say why) while the others run.
+  if ! bash scripts/bootstrap.sh; then
+    [ -f dist/bench/runner.js ] || { log "bootstrap failed and there is no runner to run"; exit 1; }
+    log "warning: the bootstrap reported errors; continuing with what was built"
   fi
 fi
 
