@@ -1,0 +1,208 @@
+/**
+ * Upstream bytes handed over at the end of the event-loop turn (src/workers/pool.ts,
+ * Conn.deferRead) on real TCP connections to a real server: the owner gets them after the
+ * read callbacks are done, in read order, before the connection's end; reads that do not fit
+ * the turn's arena push what it holds out first; a connection still holding deferred bytes
+ * is never pooled.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { type Conn, type ConnOwner, HostPool } from '../../src/workers/pool';
+
+interface Upstream {
+  readonly pool: HostPool;
+  readonly server: Server;
+  /** Accepted sockets, in accept order. */
+  readonly sockets: Socket[];
+}
+
+async function upstream(): Promise<Upstream> {
+  const sockets: Socket[] = [];
+  const server = createServer((s: Socket) => {
+    sockets.push(s);
+    s.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  const pool = new HostPool(`127.0.0.1:${port}`, { maxIdlePerHost: 16, idleTimeoutMs: 60_000, maxConnectionsPerHost: 0 });
+  return { pool, server, sockets };
+}
+
+/** What an owner saw: the bytes (copied, as owners must) and the order of events. */
+interface Seen {
+  bytes: Buffer[];
+  events: string[];
+  ended: boolean;
+}
+
+/** A connection of `pool` once it is up, with an owner that records what it gets. */
+async function connected(pool: HostPool): Promise<{ conn: Conn; seen: Seen }> {
+  const conn = pool.acquire(false) as Conn;
+  assert.ok(conn !== null);
+  const seen: Seen = { bytes: [], events: [], ended: false };
+  await new Promise<void>((resolve, reject) => {
+    const owner: ConnOwner = {
+      onConnect: () => resolve(),
+      onData: (_c, chunk) => {
+        seen.bytes.push(Buffer.from(chunk));
+        seen.events.push('data');
+      },
+      onEnd: (_c, err) => {
+        seen.ended = true;
+        seen.events.push('end');
+        reject(err ?? new Error('closed before connecting'));
+      },
+      onDrain: () => {},
+    };
+    conn.owner = owner;
+  });
+  return { conn, seen };
+}
+
+/**
+ * Runs `action` in the first check phase in which `ready()` holds, ahead of the pool's own
+ * end-of-turn delivery (queued later in that turn, by the read): the moment when a read
+ * has been deferred and not yet handed over. Resolves with what `action` returned.
+ */
+function atTurnEnd<T>(ready: () => boolean, action: () => T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let turns = 0;
+    const watch = (): void => {
+      if (ready()) resolve(action());
+      else if (++turns > 100_000) reject(new Error('the condition never held at the end of a turn'));
+      else setImmediate(watch);
+    };
+    setImmediate(watch);
+  });
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(ok(), what);
+}
+
+/** `n` bytes that tell connection `id`'s stream apart from every other and show any reordering. */
+function pattern(id: number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (id * 31 + i * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+function close(u: Upstream, ...conns: Conn[]): void {
+  for (const c of conns) c.destroy();
+  u.pool.close();
+  for (const s of u.sockets) s.destroy();
+  u.server.close();
+}
+
+test('bytes read during a turn reach the owner once the turn ends, not in the read callback', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const deferred = atTurnEnd(
+      () => conn.deferred > 0 || seen.bytes.length > 0,
+      () => ({ deferred: conn.deferred, delivered: seen.bytes.length }),
+    );
+    (u.sockets[0] as Socket).write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    assert.deepEqual(await deferred, { deferred: 1, delivered: 0 }, 'the read waited in the arena until the end of its turn');
+    await until('the owner got the bytes', () => seen.bytes.length > 0);
+    assert.equal(conn.deferred, 0);
+    assert.equal(Buffer.concat(seen.bytes).toString(), 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+  } finally {
+    close(u, conn);
+  }
+});
+
+test('the last bytes before an upstream closes reach the owner before the end does', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    // A body delimited by the close: bytes and FIN leave together.
+    const body = 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the close';
+    (u.sockets[0] as Socket).end(body);
+    await until('the owner saw the end', () => seen.ended);
+    assert.equal(Buffer.concat(seen.bytes).toString(), body);
+    assert.equal(seen.events.at(-1), 'end');
+    assert.ok(!seen.events.slice(0, -1).includes('end'), `data after the end: ${seen.events.join(',')}`);
+  } finally {
+    close(u, conn);
+  }
+});
+
+test('bytes followed by a reset reach the owner before the error does', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const s = u.sockets[0] as Socket;
+    s.write('HTTP/1.1 200 OK\r\n\r\npartial', () => s.resetAndDestroy());
+    await until('the owner saw the end', () => seen.ended);
+    assert.equal(Buffer.concat(seen.bytes).toString(), 'HTTP/1.1 200 OK\r\n\r\npartial');
+    assert.deepEqual(seen.events, ['data', 'end']);
+  } finally {
+    close(u, conn);
+  }
+});
+
+test('reads that overflow the turn arena push it out first: every connection gets its own bytes in order', async () => {
+  const u = await upstream();
+  // 8 connections, 60,000 bytes each at once: each read stays under the 64 KiB read buffer
+  // (deferred), and together they pass the 256 KiB arena several times in one turn.
+  const conns = await Promise.all(Array.from({ length: 8 }, () => connected(u.pool)));
+  try {
+    await until('the server accepted all', () => u.sockets.length === 8);
+    const sent = conns.map((_, i) => pattern(i, 60_000));
+    // Accept order and acquire order can differ: tell each connection which stream it gets.
+    for (let i = 0; i < 8; i++) (u.sockets[i] as Socket).write(sent[i] as Buffer);
+    await until('every owner got 60,000 bytes', () => conns.every(({ seen }) => Buffer.concat(seen.bytes).length === 60_000));
+    const got = conns.map(({ seen }) => Buffer.concat(seen.bytes));
+    for (const g of got) {
+      const i = sent.findIndex((s) => s.equals(g));
+      assert.ok(i !== -1, 'a connection got a stream that no socket sent (bytes mixed or reordered)');
+    }
+    assert.equal(new Set(got.map((g) => sent.findIndex((s) => s.equals(g)))).size, 8, 'each stream reached exactly one owner');
+    assert.ok(conns.every(({ conn }) => conn.deferred === 0));
+  } finally {
+    close(u, ...conns.map((c) => c.conn));
+  }
+});
+
+test('a response larger than the read buffer arrives whole and in order', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const big = pattern(3, 1024 * 1024);
+    (u.sockets[0] as Socket).write(big);
+    await until('the owner got 1 MiB', () => Buffer.concat(seen.bytes).length === big.length);
+    assert.ok(Buffer.concat(seen.bytes).equals(big));
+  } finally {
+    close(u, conn);
+  }
+});
+
+test('a connection given back with bytes still deferred is closed, not pooled', async () => {
+  const u = await upstream();
+  const { conn } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    // The owner finished its exchange while more bytes of this connection wait in the arena
+    // (the upstream sent more than the response): the next request must never get them.
+    const released = atTurnEnd(
+      () => conn.deferred > 0,
+      () => {
+        u.pool.release(conn);
+        return { closed: conn.closed, idle: u.pool.idleCount };
+      },
+    );
+    (u.sockets[0] as Socket).write('stray');
+    assert.deepEqual(await released, { closed: true, idle: 0 });
+  } finally {
+    close(u, conn);
+  }
+});
