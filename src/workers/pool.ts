@@ -8,17 +8,18 @@
  * A connection delivers socket events to its current owner (the proxied request using it);
  * idle connections that receive bytes or close are dropped from the pool.
  *
- * Plain TCP connections read into one buffer shared by every connection of the thread
- * (net's `onread`), not through the Readable stream: no buffer allocated per read, no stream
- * bookkeeping and no `nextTick` per read (docs/decisions.md, "Upstream reads"). The bytes an
- * owner gets in `onData` are therefore only valid during that call; an owner that keeps any
- * of them copies them first. TLS connections still read through the stream.
+ * Plain TCP connections are read by the addon (`NativeReader` below, native/napi/src/reader.rs):
+ * into one arena per thread during the poll phase, handed to their owners once per turn. Its
+ * twin is Node's `onread` into one buffer shared by every connection of the thread, without
+ * the Readable stream (docs/decisions.md, "Upstream reads"). Either way the bytes an owner
+ * gets in `onData` are only valid during that call; an owner that keeps any of them copies
+ * them first. TLS connections still read through the stream.
  *
  * A request head with no body to follow is queued and sent with the turn's other heads once
  * the turn's I/O callbacks are done (`queueText`): a sleeping upstream is woken once per turn,
- * not once per request. The bytes read from plain TCP connections wait for the same moment:
- * they are copied aside as they arrive and handed to their owners together, before the
- * heads go out (see `deferRead`).
+ * not once per request. The bytes read from plain TCP connections wait for the same moment
+ * and are handed to their owners together, before the heads go out (`takeNativeReads`, and
+ * `deferRead` on Node's path).
  *
  * A pool with TLS settings (upstreams.NAME.tls) opens `node:tls` connections: SNI, chain and
  * host name verified, client certificate for mTLS, one TLS session kept for resumption. A
@@ -31,9 +32,10 @@
  */
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { getSystemErrorName } from 'node:util';
 import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
 import type { PoolConfig } from '../shared/config';
-import { loadNative } from '../shared/native';
+import { loadNative, READER_ENTRY_BASE } from '../shared/native';
 
 /** A group's TLS settings, built once per config (Upstreams.build); null on a pool = plain TCP. */
 export interface PoolTls {
@@ -57,7 +59,80 @@ const OPENSSL_REASON = /SSL routines:[^:]*:([^:]+):/;
  */
 const READ_BUFFER_BYTES = 64 * 1024;
 let readBuffer: Buffer | null = null;
-const writeString = loadNative().writeString;
+const native = loadNative();
+const writeString = native.writeString;
+
+/**
+ * The addon's upstream reader (native/napi/src/reader.rs), opened by the thread's first plain
+ * TCP connection: it reads every watched connection into its arena during the poll phase,
+ * without a JavaScript call, and `takeNativeReads` hands the turn's reads to their owners at
+ * the end of the turn. `conns` maps the slot each connection was watched with to it; a slot
+ * freed during a turn is reused only after the next take, so that no read taken later can
+ * reach a newer connection in the same slot. Node's own read path (`onread` into the read
+ * buffer, then `deferRead`) is the JavaScript twin, used when `nativeReads` is off.
+ */
+interface NativeReader {
+  readonly arena: Buffer;
+  readonly entries: Int32Array;
+  readonly conns: (Conn | null)[];
+  readonly free: number[];
+  readonly freeing: number[];
+}
+const READER_ARENA_BYTES = 256 * 1024;
+const READER_MAX_READS = 1024;
+let nativeReads = true;
+let reader: NativeReader | null = null;
+
+/** Tests: run this thread's new connections on Node's read path (false) or the addon's. */
+export function setNativeReads(on: boolean): void {
+  nativeReads = on;
+}
+
+function openReader(): NativeReader {
+  const r: NativeReader = {
+    arena: Buffer.allocUnsafe(READER_ARENA_BYTES),
+    entries: new Int32Array(READER_ENTRY_BASE + 3 * READER_MAX_READS),
+    conns: [],
+    free: [],
+    freeing: [],
+  };
+  native.readerOpen(r.arena, r.entries, takeNativeReads);
+  reader = r;
+  return r;
+}
+
+/** Hands the reads the addon made since the last take to their connections, in read order. */
+function takeNativeReads(): void {
+  const r = reader;
+  if (r === null) return;
+  const n = native.readerTake();
+  const e = r.entries;
+  // Counted first, as deferRead counts: a connection that finishes its exchange while more
+  // of its reads wait here is closed by HostPool.release, never handed to another request.
+  for (let i = 0, j = READER_ENTRY_BASE; i < n; i++, j += 3) {
+    const c = r.conns[e[j] as number];
+    if (c !== null && c !== undefined) c.deferred++;
+  }
+  for (let i = 0, j = READER_ENTRY_BASE; i < n; i++, j += 3) {
+    const c = r.conns[e[j] as number];
+    if (c === null || c === undefined) continue;
+    c.deferred--;
+    const start = e[j + 1] as number;
+    const len = e[j + 2] as number;
+    if (len > 0) c.deliverDeferred(r.arena.subarray(start, start + len));
+    else c.nativeEnd(len);
+  }
+  if (r.freeing.length > 0) {
+    for (const slot of r.freeing) r.free.push(slot);
+    r.freeing.length = 0;
+  }
+}
+
+/** An error like the one Node's read path gives for `-errno` ("read ECONNRESET"). */
+function readError(code: number): Error {
+  const name = getSystemErrorName(code);
+  return Object.assign(new Error(`read ${name}`), { code: name, errno: code, syscall: 'read' });
+}
 
 /**
  * Request heads queued by `Conn.queueText` during this event-loop turn, sent together when
@@ -116,6 +191,7 @@ function flushDeferred(): void {
 
 function flushQueued(): void {
   flushScheduled = false;
+  if (reader !== null) takeNativeReads();
   if (deferConns.length > 0) flushDeferred();
   const conns = queuedConns;
   const texts = queuedTexts;
@@ -151,11 +227,22 @@ export class Conn implements DeadlineHolder {
   queued = false;
   /** Reads of this connection waiting in the turn's arena (deferRead). */
   deferred = 0;
+  /** The connection's slot in the native reader once watched, else -1 (Node reads it). */
+  private slot = -1;
+  /** The owner paused reading (backpressure). */
+  private readPaused = false;
+  /** A plain TCP connection the native reader reads once connected (nativeReads when made). */
+  private readonly nativeRead: boolean;
 
   constructor(readonly pool: HostPool) {
     const tls = pool.tlsOptions;
     let s: Socket;
-    if (tls === null) {
+    this.nativeRead = tls === null && nativeReads;
+    if (this.nativeRead) {
+      // The addon reads it once it is connected; paused, Node never starts reading it.
+      s = connect({ host: pool.host, port: pool.port });
+      s.pause();
+    } else if (tls === null) {
       const buffer = (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
       const callback = (n: number): boolean => {
         this.deferRead(buffer, n);
@@ -171,23 +258,76 @@ export class Conn implements DeadlineHolder {
     // TLS: connected once the handshake and the certificate checks passed.
     s.on(tls === null ? 'connect' : 'secureConnect', () => {
       this.connected = true;
-      if (tls === null) this.fd = socketFd(s);
+      if (tls === null) {
+        this.fd = socketFd(s);
+        if (this.nativeRead && !this.watch()) return;
+      }
       this.owner?.onConnect(this);
     });
     s.on('drain', () => this.owner?.onDrain(this));
     // The bytes read before an end or an error reach the owner before it does.
     s.on('error', (err) => {
-      if (this.deferred > 0) flushDeferred();
+      this.takeWaiting();
       this.closeWith(err);
     });
     s.on('close', () => {
-      if (this.deferred > 0) flushDeferred();
+      this.takeWaiting();
       this.closeWith(null);
     });
     s.on('end', () => {
-      if (this.deferred > 0) flushDeferred();
+      this.takeWaiting();
       this.closeWith(null);
     });
+  }
+
+  /** Hands over this connection's reads still waiting for the end of the turn. */
+  private takeWaiting(): void {
+    if (this.deferred > 0) flushDeferred();
+    if (this.slot !== -1) takeNativeReads();
+  }
+
+  /** Puts a connected plain TCP connection in the native reader; false if it had to close. */
+  private watch(): boolean {
+    const r = reader ?? openReader();
+    const slot = r.free.pop() ?? r.conns.length;
+    const rc = this.fd < 0 ? -1 : native.readerWatch(this.fd, slot, this.readPaused ? 0 : 1);
+    if (rc !== 0) {
+      if (slot !== r.conns.length) r.free.push(slot);
+      this.closeWith(rc < -1 ? readError(rc) : new Error('upstream connection without a descriptor'));
+      return false;
+    }
+    r.conns[slot] = this;
+    this.slot = slot;
+    return true;
+  }
+
+  /** Out of the native reader, before the descriptor closes; the slot is free after the next take. */
+  private unwatch(): void {
+    const r = reader as NativeReader;
+    native.readerRemove(this.fd, this.slot);
+    r.conns[this.slot] = null;
+    r.freeing.push(this.slot);
+    this.slot = -1;
+  }
+
+  /** The native reader's end of stream (0) or read error (-errno) for this connection. */
+  nativeEnd(code: number): void {
+    this.closeWith(code === 0 ? null : readError(code));
+  }
+
+  /** Backpressure: stop reading until resumeReading (the owner's client is slow). */
+  pauseReading(): void {
+    if (this.readPaused) return;
+    this.readPaused = true;
+    if (this.slot !== -1) native.readerWatch(this.fd, this.slot, 0);
+    else this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    if (this.slot !== -1) native.readerWatch(this.fd, this.slot, 1);
+    else if (!this.nativeRead) this.socket.resume();
   }
 
   /**
@@ -278,6 +418,7 @@ export class Conn implements DeadlineHolder {
       return;
     }
     this.closed = true;
+    if (this.slot !== -1) this.unwatch();
     if (!this.socket.destroyed) this.socket.destroy();
     this.pool.forget(this);
     const o = this.owner;

@@ -762,7 +762,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   }
 
   private waitWritable(): void {
-    this.conn?.socket.pause();
+    this.conn?.pauseReading();
     this.res.onWritable((this.writableSink ??= (offset: number): boolean => this.onWritable(offset)));
   }
 
@@ -786,7 +786,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       this.bytesOut = this.respSent;
       this.pending = null;
     }
-    this.conn?.socket.resume();
+    this.conn?.resumeReading();
     return true;
   }
 
@@ -976,7 +976,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.releaseHost();
     if (c !== null) {
       if (this.reusable && this.reqDone && this.respComplete && c.pending === null) {
-        c.socket.resume();
+        c.resumeReading();
         c.pool.release(c);
       } else c.destroy();
     }

@@ -23,6 +23,7 @@ use napi_derive::napi;
 use sluice_core::{hash, head, ring};
 
 mod kafka_ff;
+mod reader;
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
@@ -453,11 +454,15 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let raw: [(&std::ffi::CStr, sys::napi_callback); 4] = [
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 8] = [
             (c"parseResponseHead", Some(parse_response_head_raw)),
             (c"compactResponseHead", Some(compact_response_head_raw)),
             (c"writeString", Some(write_string_raw)),
             (c"uwsPeerAddress", Some(uws_peer_address_raw)),
+            (c"readerOpen", Some(reader::reader_open_raw)),
+            (c"readerWatch", Some(reader::reader_watch_raw)),
+            (c"readerRemove", Some(reader::reader_remove_raw)),
+            (c"readerTake", Some(reader::reader_take_raw)),
         ];
         for (name, cb) in raw {
             let mut f = ptr::null_mut();

@@ -107,6 +107,20 @@ export interface NativeAddon extends NativeApi {
    */
   uwsPeerAddress(res: object, out: Uint8Array): number;
   /**
+   * Starts this thread's upstream reader (native/napi/src/reader.rs): watched descriptors are
+   * read into `arena` by the addon, one read per ready descriptor and turn, and `onTurn` is
+   * called in the check phase of a turn that read anything; it takes the reads with
+   * `readerTake`. `entries` receives one triple per read from index READER_ENTRY_BASE: slot,
+   * start in the arena, length (> 0 bytes, 0 end of stream, < 0 -errno). Once per thread.
+   */
+  readerOpen(arena: Uint8Array, entries: Int32Array, onTurn: () => void): number;
+  /** Watches `fd` (of connection `slot`) for reads when `on` is 1, stops when 0. 0 or -errno. */
+  readerWatch(fd: number, slot: number, on: number): number;
+  /** Forgets `fd` if it was watched for `slot` (before the descriptor closes): 0, else -1. */
+  readerRemove(fd: number, slot: number): number;
+  /** The number of reads in `entries` since the last take; the arena is free again. */
+  readerTake(): number;
+  /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
@@ -114,6 +128,9 @@ export interface NativeAddon extends NativeApi {
    */
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }
+
+/** The first triple of readerOpen's `entries` (native/napi/src/reader.rs ENTRY_BASE). */
+export const READER_ENTRY_BASE = 4;
 
 /** A PRODUCE body for this client was not a fire-and-forget record: decode it in JavaScript. */
 export const KAFKA_FF_NOT_HANDLED = -1;
@@ -161,6 +178,10 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'listenReusePort',
   'writeString',
   'uwsPeerAddress',
+  'readerOpen',
+  'readerWatch',
+  'readerRemove',
+  'readerTake',
   'KafkaFf',
   'parseResponseHead',
   'compactResponseHead',

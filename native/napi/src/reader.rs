@@ -1,0 +1,356 @@
+//! Upstream reads without Node's stream machinery: the plain TCP connections of a thread's
+//! pools sit in one epoll set of this addon, which libuv watches as one descriptor. When it
+//! is readable, `on_ready` reads every ready connection into one arena (no JavaScript), and
+//! in the loop's check phase `on_check` makes one call into JavaScript for all the reads of
+//! the turn, which takes them with `readerTake` (src/workers/pool.ts, `NativeReader`).
+//!
+//! Node's own read path costs a `MakeCallback` (async hooks, tick queue, microtasks) and its
+//! `onStreamRead` per read; here the turn's reads cost one call in all.
+//!
+//! Layout of `entries` (an Int32Array JavaScript keeps): from index `ENTRY_BASE`, one triple
+//! per read: the connection's slot, the read's start in the arena, and its length: > 0 bytes,
+//! 0 the end of the stream, < 0 `-errno`. A connection that reported an end or an error is no
+//! longer watched (its registration stays until JavaScript removes it).
+//!
+//! Must never: read more than `PER_READ` bytes of one connection in one turn (the owner's
+//! backpressure pauses between turns); call JavaScript from `on_ready`; keep a registration
+//! JavaScript did not ask for (`readerRemove` checks the slot, so a descriptor number reused
+//! by another connection is never touched).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::ptr;
+
+use napi::sys;
+
+// ---- libuv, resolved from the Node executable at load time ------------------------------------
+
+type UvLoop = c_void;
+type UvHandle = c_void;
+
+extern "C" {
+    fn uv_handle_size(kind: i32) -> usize;
+    fn uv_poll_init(lp: *mut UvLoop, handle: *mut UvHandle, fd: i32) -> i32;
+    fn uv_poll_start(handle: *mut UvHandle, events: i32, cb: unsafe extern "C" fn(*mut UvHandle, i32, i32)) -> i32;
+    fn uv_check_init(lp: *mut UvLoop, handle: *mut UvHandle) -> i32;
+    fn uv_check_start(handle: *mut UvHandle, cb: unsafe extern "C" fn(*mut UvHandle)) -> i32;
+    fn uv_unref(handle: *mut UvHandle);
+    fn uv_close(handle: *mut UvHandle, cb: Option<unsafe extern "C" fn(*mut UvHandle)>);
+}
+
+/// uv_handle_type (uv.h).
+const UV_CHECK: i32 = 2;
+const UV_POLL: i32 = 8;
+const UV_READABLE: i32 = 1;
+
+/// First triple of `entries` (the slots before it are reserved).
+pub const ENTRY_BASE: usize = 4;
+/// At most this many bytes of one connection per turn: Node's read size for `onread` buffers.
+pub const PER_READ: usize = 64 * 1024;
+
+/// The per-thread reader. Boxed and never moved: the libuv handles point at it.
+struct Reader {
+    env: sys::napi_env,
+    epfd: i32,
+    poll: *mut UvHandle,
+    check: *mut UvHandle,
+    arena: *mut u8,
+    arena_len: usize,
+    entries: *mut i32,
+    entries_len: usize,
+    /// References that keep the arena, the entries and the callback alive.
+    refs: [sys::napi_ref; 3],
+    async_ctx: sys::napi_async_context,
+    /// Bytes of the arena used this turn, and triples written.
+    used: usize,
+    count: usize,
+    /// The slot each watched descriptor was added with.
+    slots: HashMap<i32, i32>,
+}
+
+thread_local! {
+    static READER: RefCell<*mut Reader> = const { RefCell::new(ptr::null_mut()) };
+}
+
+fn current() -> *mut Reader {
+    READER.with(|r| *r.borrow())
+}
+
+/// Set as `data`, the first field of every uv handle.
+unsafe fn set_data(handle: *mut UvHandle, data: *mut c_void) {
+    *(handle as *mut *mut c_void) = data;
+}
+
+unsafe fn data_of(handle: *mut UvHandle) -> *mut Reader {
+    *(handle as *mut *mut Reader)
+}
+
+unsafe extern "C" fn free_handle(handle: *mut UvHandle) {
+    libc::free(handle);
+}
+
+unsafe fn push(r: &mut Reader, slot: i32, start: usize, len: i32) {
+    let i = ENTRY_BASE + r.count * 3;
+    *r.entries.add(i) = slot;
+    *r.entries.add(i + 1) = start as i32;
+    *r.entries.add(i + 2) = len;
+    r.count += 1;
+}
+
+/// The epoll set is readable: read every ready connection once into the arena.
+unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32) {
+    let r = &mut *data_of(handle);
+    let mut events: [libc::epoll_event; 64] = std::mem::zeroed();
+    let n = libc::epoll_wait(r.epfd, events.as_mut_ptr(), events.len() as i32, 0);
+    for ev in events.iter().take(n.max(0) as usize) {
+        // Room for one more triple and some bytes; what is left stays ready (level-triggered)
+        // and is read next turn.
+        if ENTRY_BASE + (r.count + 1) * 3 > r.entries_len || r.used >= r.arena_len {
+            break;
+        }
+        let key = ev.u64;
+        let fd = (key >> 32) as i32;
+        let slot = (key & 0xffff_ffff) as i32;
+        let want = (r.arena_len - r.used).min(PER_READ);
+        let k = libc::read(fd, r.arena.add(r.used) as *mut c_void, want);
+        if k > 0 {
+            push(r, slot, r.used, k as i32);
+            r.used += k as usize;
+            continue;
+        }
+        let err = if k == 0 { 0 } else { *libc::__errno_location() };
+        if err == libc::EAGAIN || err == libc::EINTR {
+            continue;
+        }
+        push(r, slot, r.used, -err);
+        // Reported once: stop watching until JavaScript removes it.
+        let mut quiet = libc::epoll_event { events: 0, u64: key };
+        libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_MOD, fd, &mut quiet);
+    }
+}
+
+/// The check phase: one call into JavaScript when the turn read anything.
+unsafe extern "C" fn on_check(handle: *mut UvHandle) {
+    let r = &mut *data_of(handle);
+    if r.count == 0 {
+        return;
+    }
+    let env = r.env;
+    let mut scope = ptr::null_mut();
+    if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+        return;
+    }
+    let mut cb = ptr::null_mut();
+    let mut recv = ptr::null_mut();
+    if sys::napi_get_reference_value(env, r.refs[2], &mut cb) == sys::Status::napi_ok && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok {
+        let mut result = ptr::null_mut();
+        let status = sys::napi_make_callback(env, r.async_ctx, recv, cb, 0, ptr::null(), &mut result);
+        if status == sys::Status::napi_pending_exception {
+            // As Node does for its own callbacks: the process's uncaught-exception handling.
+            let mut exc = ptr::null_mut();
+            if sys::napi_get_and_clear_last_exception(env, &mut exc) == sys::Status::napi_ok {
+                sys::napi_fatal_exception(env, exc);
+            }
+        }
+    }
+    sys::napi_close_handle_scope(env, scope);
+    // Whatever JavaScript did not take is dropped: it takes everything, synchronously.
+    r.count = 0;
+    r.used = 0;
+}
+
+unsafe extern "C" fn cleanup(arg: *mut c_void) {
+    let r = Box::from_raw(arg as *mut Reader);
+    READER.with(|c| *c.borrow_mut() = ptr::null_mut());
+    uv_close(r.poll, Some(free_handle));
+    uv_close(r.check, Some(free_handle));
+    libc::close(r.epfd);
+}
+
+unsafe fn typed_array(env: sys::napi_env, v: sys::napi_value, want: sys::napi_typedarray_type) -> Option<(*mut c_void, usize)> {
+    let mut kind = 0;
+    let mut length = 0usize;
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut offset = 0usize;
+    let ok = sys::napi_get_typedarray_info(env, v, &mut kind, &mut length, &mut data, &mut ab, &mut offset) == sys::Status::napi_ok;
+    (ok && kind == want).then_some((data, length))
+}
+
+unsafe fn throw(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::napi_value {
+    sys::napi_throw_error(env, ptr::null(), msg.as_ptr());
+    ptr::null_mut()
+}
+
+unsafe fn int(env: sys::napi_env, v: i32) -> sys::napi_value {
+    let mut out = ptr::null_mut();
+    sys::napi_create_int32(env, v, &mut out);
+    out
+}
+
+/// `readerOpen(arena, entries, onTurn)`: starts this thread's reader. `arena` (a Uint8Array of
+/// at least 64 KiB) receives the bytes, `entries` (an Int32Array) the triples; `onTurn` is
+/// called in the check phase of a turn that read anything. Once per thread; a second call
+/// throws.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+pub unsafe extern "C" fn reader_open_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 3;
+    let mut argv: [sys::napi_value; 3] = [ptr::null_mut(); 3];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok || argc < 3 {
+        return throw(env, c"readerOpen(arena, entries, onTurn): three arguments");
+    }
+    if !current().is_null() {
+        return throw(env, c"readerOpen: this thread's reader is already open");
+    }
+    let Some((arena, arena_len)) = typed_array(env, argv[0], sys::TypedarrayType::uint8_array) else {
+        return throw(env, c"readerOpen: arena must be a Uint8Array");
+    };
+    let Some((entries, entries_len)) = typed_array(env, argv[1], sys::TypedarrayType::int32_array) else {
+        return throw(env, c"readerOpen: entries must be an Int32Array");
+    };
+    let mut ty = 0;
+    if arena_len < PER_READ || entries_len < ENTRY_BASE + 3 || sys::napi_typeof(env, argv[2], &mut ty) != sys::Status::napi_ok || ty != sys::ValueType::napi_function {
+        return throw(env, c"readerOpen: an arena of at least 64 KiB, room for one entry and a function");
+    }
+    let mut lp = ptr::null_mut();
+    if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok {
+        return throw(env, c"readerOpen: no event loop");
+    }
+    let epfd = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+    if epfd < 0 {
+        return throw(env, c"readerOpen: epoll_create1 failed");
+    }
+    let mut refs = [ptr::null_mut(); 3];
+    for (i, v) in argv.iter().enumerate() {
+        sys::napi_create_reference(env, *v, 1, &mut refs[i]);
+    }
+    let mut name = ptr::null_mut();
+    sys::napi_create_string_utf8(env, c"SluiceUpstreamReads".as_ptr(), -1, &mut name);
+    let mut resource = ptr::null_mut();
+    sys::napi_create_object(env, &mut resource);
+    let mut async_ctx = ptr::null_mut();
+    sys::napi_async_init(env, resource, name, &mut async_ctx);
+    let poll = libc::malloc(uv_handle_size(UV_POLL)) as *mut UvHandle;
+    let check = libc::malloc(uv_handle_size(UV_CHECK)) as *mut UvHandle;
+    let r = Box::into_raw(Box::new(Reader {
+        env,
+        epfd,
+        poll,
+        check,
+        arena: arena as *mut u8,
+        arena_len,
+        entries: entries as *mut i32,
+        entries_len,
+        refs,
+        async_ctx,
+        used: 0,
+        count: 0,
+        slots: HashMap::new(),
+    }));
+    let lp = lp as *mut UvLoop;
+    if uv_poll_init(lp, poll, epfd) != 0 || uv_check_init(lp, check) != 0 {
+        return throw(env, c"readerOpen: libuv refused the handles");
+    }
+    set_data(poll, r as *mut c_void);
+    set_data(check, r as *mut c_void);
+    uv_poll_start(poll, UV_READABLE, on_ready);
+    uv_check_start(check, on_check);
+    // Neither keeps the loop alive: the sockets' owners do.
+    uv_unref(poll);
+    uv_unref(check);
+    READER.with(|c| *c.borrow_mut() = r);
+    sys::napi_add_env_cleanup_hook(env, Some(cleanup), r as *mut c_void);
+    int(env, 0)
+}
+
+unsafe fn args3(env: sys::napi_env, info: sys::napi_callback_info) -> Option<[i32; 3]> {
+    let mut argc: usize = 3;
+    let mut argv: [sys::napi_value; 3] = [ptr::null_mut(); 3];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return None;
+    }
+    let mut out = [0i32; 3];
+    for i in 0..argc.min(3) {
+        if sys::napi_get_value_int32(env, argv[i], &mut out[i]) != sys::Status::napi_ok {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn errno() -> i32 {
+    // SAFETY: reads this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// `readerWatch(fd, slot, on)`: watches `fd` for reads (on = 1) or stops (on = 0), adding it
+/// to the set the first time. Returns 0 or -errno.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+pub unsafe extern "C" fn reader_watch_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let r = current();
+    let Some([fd, slot, on]) = args3(env, info) else {
+        return throw(env, c"readerWatch(fd, slot, on): numbers");
+    };
+    if r.is_null() {
+        return throw(env, c"readerWatch: the reader is not open");
+    }
+    let r = &mut *r;
+    let key = ((fd as u64) << 32) | (slot as u32 as u64);
+    let mut ev = libc::epoll_event { events: if on != 0 { libc::EPOLLIN as u32 } else { 0 }, u64: key };
+    let op = if r.slots.get(&fd) == Some(&slot) { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
+    let mut rc = libc::epoll_ctl(r.epfd, op, fd, &mut ev);
+    if rc != 0 && errno() == libc::EEXIST {
+        // A registration of a descriptor number now reused: the new connection takes it.
+        rc = libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_MOD, fd, &mut ev);
+    }
+    if rc != 0 {
+        return int(env, -errno());
+    }
+    r.slots.insert(fd, slot);
+    int(env, 0)
+}
+
+/// `readerRemove(fd, slot)`: stops watching `fd` if it was added for `slot` (call it before
+/// the descriptor is closed). Returns 0, or -1 when `fd` belongs to another slot or none.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+pub unsafe extern "C" fn reader_remove_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let r = current();
+    let Some([fd, slot, _]) = args3(env, info) else {
+        return throw(env, c"readerRemove(fd, slot): numbers");
+    };
+    if r.is_null() {
+        return int(env, -1);
+    }
+    let r = &mut *r;
+    if r.slots.get(&fd) != Some(&slot) {
+        return int(env, -1);
+    }
+    r.slots.remove(&fd);
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, fd, &mut ev);
+    int(env, 0)
+}
+
+/// `readerTake()`: the number of triples in `entries` read since the last take, and the
+/// arena and entries are free again. The caller handles them before anything else runs.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+pub unsafe extern "C" fn reader_take_raw(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+    let r = current();
+    if r.is_null() {
+        return int(env, 0);
+    }
+    let r = &mut *r;
+    let n = r.count as i32;
+    r.count = 0;
+    r.used = 0;
+    int(env, n)
+}
