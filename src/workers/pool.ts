@@ -78,7 +78,7 @@ interface NativeReader {
   readonly free: number[];
   readonly freeing: number[];
 }
-const READER_ARENA_BYTES = 256 * 1024;
+const READER_ARENA_BYTES = 1024 * 1024;
 const READER_MAX_READS = 1024;
 let nativeReads = true;
 let reader: NativeReader | null = null;

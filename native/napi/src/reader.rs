@@ -12,7 +12,7 @@
 //! 0 the end of the stream, < 0 `-errno`. A connection that reported an end or an error is no
 //! longer watched (its registration stays until JavaScript removes it).
 //!
-//! Must never: read more than `PER_READ` bytes of one connection in one turn (the owner's
+//! Must never: read more than `PER_TURN` bytes of one connection in one turn (the owner's
 //! backpressure pauses between turns); call JavaScript from `on_ready`; keep a registration
 //! JavaScript did not ask for (`readerRemove` checks the slot, so a descriptor number reused
 //! by another connection is never touched).
@@ -46,8 +46,10 @@ const UV_READABLE: i32 = 1;
 
 /// First triple of `entries` (the slots before it are reserved).
 pub const ENTRY_BASE: usize = 4;
-/// At most this many bytes of one connection per turn: Node's read size for `onread` buffers.
+/// One `read`: Node's read size for `onread` buffers.
 pub const PER_READ: usize = 64 * 1024;
+/// At most this many bytes of one connection per turn (reads go on while they come back full).
+pub const PER_TURN: usize = 256 * 1024;
 
 /// The per-thread reader. Boxed and never moved: the libuv handles point at it.
 struct Reader {
@@ -112,16 +114,38 @@ unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32)
         let key = ev.u64;
         let fd = (key >> 32) as i32;
         let slot = (key & 0xffff_ffff) as i32;
-        let want = (r.arena_len - r.used).min(PER_READ);
-        let k = libc::read(fd, r.arena.add(r.used) as *mut c_void, want);
-        if k > 0 {
-            push(r, slot, r.used, k as i32);
+        // Read while reads come back full (more is waiting), up to PER_TURN for this
+        // connection: one entry for what is contiguous in the arena.
+        let start = r.used;
+        let mut k;
+        loop {
+            let room = (r.arena_len - r.used).min(PER_READ).min(PER_TURN - (r.used - start));
+            if room == 0 {
+                k = 1; // stop: this turn's share is read
+                break;
+            }
+            k = libc::read(fd, r.arena.add(r.used) as *mut c_void, room);
+            if k <= 0 {
+                break;
+            }
             r.used += k as usize;
+            if (k as usize) < room {
+                break;
+            }
+        }
+        if r.used > start {
+            push(r, slot, start, (r.used - start) as i32);
+        }
+        if k > 0 {
             continue;
         }
         let err = if k == 0 { 0 } else { *libc::__errno_location() };
         if err == libc::EAGAIN || err == libc::EINTR {
             continue;
+        }
+        if ENTRY_BASE + (r.count + 1) * 3 > r.entries_len {
+            // No room to report the end now: the socket stays ready and says it again.
+            break;
         }
         push(r, slot, r.used, -err);
         // Reported once: stop watching until JavaScript removes it.
