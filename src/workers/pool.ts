@@ -80,7 +80,8 @@ interface NativeReader {
 }
 const READER_ARENA_BYTES = 1024 * 1024;
 const READER_MAX_READS = 1024;
-let nativeReads = true;
+/** SLUICE_NATIVE_READS=0: Node's read path for every plain TCP connection (the twin). */
+let nativeReads = process.env.SLUICE_NATIVE_READS !== '0';
 let reader: NativeReader | null = null;
 
 /** Tests: run this thread's new connections on Node's read path (false) or the addon's. */
@@ -128,10 +129,10 @@ function takeNativeReads(): void {
   }
 }
 
-/** An error like the one Node's read path gives for `-errno` ("read ECONNRESET"). */
-function readError(code: number): Error {
+/** An error like the ones Node's read path gives for `-errno` ("read ECONNRESET"). */
+function sysError(code: number, syscall: string): Error {
   const name = getSystemErrorName(code);
-  return Object.assign(new Error(`read ${name}`), { code: name, errno: code, syscall: 'read' });
+  return Object.assign(new Error(`${syscall} ${name}`), { code: name, errno: code, syscall });
 }
 
 /**
@@ -157,9 +158,9 @@ function scheduleFlush(): void {
  * Upstream bytes read during this turn, waiting for the end of it (`Conn.deferRead`): copied
  * into one arena, delivered in the order they were read. Handling the turn's responses
  * together, after its reads, sends their answers to the clients back to back, as the
- * request heads are sent. It measured 4-5 % less CPU per proxied request, in concurrent
- * pairs and in alternating solo runs (docs/decisions.md, "Upstream bytes at the end of the
- * turn").
+ * request heads are sent. It measured about 5 % less CPU per proxied request in alternating
+ * solo runs, 2 % in concurrent pairs (docs/decisions.md, "Upstream bytes at the end of the
+ * turn"). The addon's reader does the same with its own arena (takeNativeReads).
  */
 const DEFER_ARENA_BYTES = 256 * 1024;
 let deferArena: Buffer | null = null;
@@ -225,7 +226,7 @@ export class Conn implements DeadlineHolder {
   private fd = -1;
   /** A request head waits in this turn's queue (queueText): not sent yet. */
   queued = false;
-  /** Reads of this connection waiting in the turn's arena (deferRead). */
+  /** Reads of this connection waiting to be handed over (deferRead; counted during a native take). */
   deferred = 0;
   /** The connection's slot in the native reader once watched, else -1 (Node reads it). */
   private slot = -1;
@@ -293,7 +294,7 @@ export class Conn implements DeadlineHolder {
     const rc = this.fd < 0 ? -1 : native.readerWatch(this.fd, slot, this.readPaused ? 0 : 1);
     if (rc !== 0) {
       if (slot !== r.conns.length) r.free.push(slot);
-      this.closeWith(rc < -1 ? readError(rc) : new Error('upstream connection without a descriptor'));
+      this.closeWith(this.fd < 0 ? new Error('upstream connection without a descriptor') : sysError(rc, 'epoll_ctl'));
       return false;
     }
     r.conns[slot] = this;
@@ -312,7 +313,7 @@ export class Conn implements DeadlineHolder {
 
   /** The native reader's end of stream (0) or read error (-errno) for this connection. */
   nativeEnd(code: number): void {
-    this.closeWith(code === 0 ? null : readError(code));
+    this.closeWith(code === 0 ? null : sysError(code, 'read'));
   }
 
   /** Backpressure: stop reading until resumeReading (the owner's client is slow). */

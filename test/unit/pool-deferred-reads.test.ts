@@ -107,7 +107,7 @@ for (const nativeRead of [true, false]) {
     try {
       return await connected(pool);
     } finally {
-      setNativeReads(true);
+      setNativeReads(process.env.SLUICE_NATIVE_READS !== '0');
     }
   };
 

@@ -100,15 +100,17 @@ unsafe fn push(r: &mut Reader, slot: i32, start: usize, len: i32) {
     r.count += 1;
 }
 
-/// The epoll set is readable: read every ready connection once into the arena.
+/// The epoll set is readable: read every ready connection into the arena (on while reads
+/// come back full, up to `PER_TURN` each).
 unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32) {
     let r = &mut *data_of(handle);
     let mut events: [libc::epoll_event; 64] = std::mem::zeroed();
     let n = libc::epoll_wait(r.epfd, events.as_mut_ptr(), events.len() as i32, 0);
     for ev in events.iter().take(n.max(0) as usize) {
-        // Room for one more triple and some bytes; what is left stays ready (level-triggered)
-        // and is read next turn.
-        if ENTRY_BASE + (r.count + 1) * 3 > r.entries_len || r.used >= r.arena_len {
+        // Room for two more triples (the bytes, then an end or error: a read error is given
+        // once, so it must be reported when read) and some bytes; what is left stays ready
+        // (level-triggered) and is read next turn.
+        if ENTRY_BASE + (r.count + 2) * 3 > r.entries_len || r.used >= r.arena_len {
             break;
         }
         let key = ev.u64;
@@ -142,10 +144,6 @@ unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32)
         let err = if k == 0 { 0 } else { *libc::__errno_location() };
         if err == libc::EAGAIN || err == libc::EINTR {
             continue;
-        }
-        if ENTRY_BASE + (r.count + 1) * 3 > r.entries_len {
-            // No room to report the end now: the socket stays ready and says it again.
-            break;
         }
         push(r, slot, r.used, -err);
         // Reported once: stop watching until JavaScript removes it.
@@ -236,8 +234,8 @@ pub unsafe extern "C" fn reader_open_raw(env: sys::napi_env, info: sys::napi_cal
         return throw(env, c"readerOpen: entries must be an Int32Array");
     };
     let mut ty = 0;
-    if arena_len < PER_READ || entries_len < ENTRY_BASE + 3 || sys::napi_typeof(env, argv[2], &mut ty) != sys::Status::napi_ok || ty != sys::ValueType::napi_function {
-        return throw(env, c"readerOpen: an arena of at least 64 KiB, room for one entry and a function");
+    if arena_len < PER_READ || entries_len < ENTRY_BASE + 6 || sys::napi_typeof(env, argv[2], &mut ty) != sys::Status::napi_ok || ty != sys::ValueType::napi_function {
+        return throw(env, c"readerOpen: an arena of at least 64 KiB, room for two entries and a function");
     }
     let mut lp = ptr::null_mut();
     if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok {
