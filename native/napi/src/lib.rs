@@ -416,7 +416,7 @@ unsafe extern "C" fn uws_peer_address_raw(env: sys::napi_env, info: sys::napi_ca
 
 /// Data pointer and element count of a typed array of the given kind, or None. An empty
 /// array gives a dangling (never read) but non-null pointer.
-unsafe fn typed_array<T>(env: sys::napi_env, v: sys::napi_value, kind: sys::napi_typedarray_type) -> Option<(*mut T, usize)> {
+pub(crate) unsafe fn typed_array<T>(env: sys::napi_env, v: sys::napi_value, kind: sys::napi_typedarray_type) -> Option<(*mut T, usize)> {
     let mut t: sys::napi_typedarray_type = -1;
     let mut len: usize = 0;
     let mut data: *mut c_void = ptr::null_mut();

@@ -24,6 +24,8 @@ use std::ptr;
 
 use napi::sys;
 
+use crate::typed_array;
+
 // ---- libuv, resolved from the Node executable at load time ------------------------------------
 
 type UvLoop = c_void;
@@ -190,16 +192,6 @@ unsafe extern "C" fn cleanup(arg: *mut c_void) {
     libc::close(r.epfd);
 }
 
-unsafe fn typed_array(env: sys::napi_env, v: sys::napi_value, want: sys::napi_typedarray_type) -> Option<(*mut c_void, usize)> {
-    let mut kind = 0;
-    let mut length = 0usize;
-    let mut data: *mut c_void = ptr::null_mut();
-    let mut ab = ptr::null_mut();
-    let mut offset = 0usize;
-    let ok = sys::napi_get_typedarray_info(env, v, &mut kind, &mut length, &mut data, &mut ab, &mut offset) == sys::Status::napi_ok;
-    (ok && kind == want).then_some((data, length))
-}
-
 unsafe fn throw(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::napi_value {
     sys::napi_throw_error(env, ptr::null(), msg.as_ptr());
     ptr::null_mut()
@@ -227,10 +219,10 @@ pub unsafe extern "C" fn reader_open_raw(env: sys::napi_env, info: sys::napi_cal
     if !current().is_null() {
         return throw(env, c"readerOpen: this thread's reader is already open");
     }
-    let Some((arena, arena_len)) = typed_array(env, argv[0], sys::TypedarrayType::uint8_array) else {
+    let Some((arena, arena_len)) = typed_array::<u8>(env, argv[0], sys::TypedarrayType::uint8_array) else {
         return throw(env, c"readerOpen: arena must be a Uint8Array");
     };
-    let Some((entries, entries_len)) = typed_array(env, argv[1], sys::TypedarrayType::int32_array) else {
+    let Some((entries, entries_len)) = typed_array::<i32>(env, argv[1], sys::TypedarrayType::int32_array) else {
         return throw(env, c"readerOpen: entries must be an Int32Array");
     };
     let mut ty = 0;
@@ -262,9 +254,9 @@ pub unsafe extern "C" fn reader_open_raw(env: sys::napi_env, info: sys::napi_cal
         epfd,
         poll,
         check,
-        arena: arena as *mut u8,
+        arena,
         arena_len,
-        entries: entries as *mut i32,
+        entries,
         entries_len,
         refs,
         async_ctx,

@@ -108,9 +108,9 @@ export interface NativeAddon extends NativeApi {
   uwsPeerAddress(res: object, out: Uint8Array): number;
   /**
    * Starts this thread's upstream reader (native/napi/src/reader.rs): watched descriptors are
-   * read into `arena` by the addon, one read per ready descriptor and turn, and `onTurn` is
-   * called in the check phase of a turn that read anything; it takes the reads with
-   * `readerTake`. `entries` receives one triple per read from index READER_ENTRY_BASE: slot,
+   * read into `arena` by the addon (while reads come back full, up to 256 KiB of one
+   * descriptor per turn), and `onTurn` is called in the check phase of a turn that read
+   * anything; it takes the reads with `readerTake`. `entries` receives one triple per read from index READER_ENTRY_BASE: slot,
    * start in the arena, length (> 0 bytes, 0 end of stream, < 0 -errno). Once per thread.
    */
   readerOpen(arena: Uint8Array, entries: Int32Array, onTurn: () => void): number;
