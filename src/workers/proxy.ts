@@ -12,6 +12,7 @@
  * Must never: touch `res` after it ended or aborted, block, call Kafka, or arm a timer per
  * request (deadlines run on the coarse clock).
  */
+import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { coarseNow, refreshNow, track, untrack, type DeadlineHolder } from '../shared/clock';
 import type { RetryConfig, SluiceConfig } from '../shared/config';
@@ -25,6 +26,7 @@ import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
 import { PeerReader } from './client-address';
+import { HeaderLines } from './header-lines';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
@@ -92,6 +94,17 @@ function parseHead(buf: Buffer, start: number, end: number): ParsedHead | typeof
 /** Where compactResponseHead writes a head for uWS: a head, the status line and the proxy's own lines. */
 let blockBuffer: Buffer | null = null;
 const BLOCK_BUFFER_BYTES = MAX_RESPONSE_HEAD + 16 * 1024;
+/** The last view of the block buffer handed to uWS: the same upstream answer makes heads of one length. */
+let lastBlockView: Buffer | null = null;
+
+function blockView(block: Buffer, n: number): Buffer {
+  let v = lastBlockView;
+  if (v === null || v.length !== n) lastBlockView = v = block.subarray(0, n);
+  return v;
+}
+
+/** The lines the responseFilter phases append (Via, the request id), as text for uWS (HeaderLines). */
+const responseLines = new HeaderLines(true);
 
 const enum BodyMode {
   None = 0,
@@ -203,7 +216,7 @@ class UpstreamHead implements ResponseHead {
   addedText(): string {
     const a = this.added;
     let text = '';
-    if (a !== null) for (let i = 0; i < a.length; i += 2) text += `\r\n${a[i]}: ${a[i + 1]}`;
+    if (a !== null) for (let i = 0; i < a.length; i += 2) text += responseLines.line(a[i] as string, a[i + 1] as string);
     return text;
   }
 }
@@ -221,7 +234,7 @@ function sendHead(res: HttpResponse, head: UpstreamHead): void {
     const block = (blockBuffer ??= Buffer.allocUnsafe(BLOCK_BUFFER_BYTES));
     const n = compactHead(h.buf, h.offsets, block, statusLine(head.status), head.addedText());
     if (n >= 0) {
-      res.writeStatus(block.subarray(0, n));
+      res.writeStatus(blockView(block, n));
       return;
     }
   }
@@ -229,6 +242,50 @@ function sendHead(res: HttpResponse, head: UpstreamHead): void {
 }
 
 const EMPTY: readonly string[] = [];
+
+/**
+ * What ProxyCall.onHead hands to res.cork, in one object per thread and one function instead
+ * of a closure per response: cork runs its callback at once, and sendCorked clears the
+ * fields before the call, so no response sees another's.
+ */
+const corked = {
+  call: null as ProxyCall | null,
+  head: null as UpstreamHead | null,
+  buf: null as Buffer | null,
+  bodyStart: 0,
+  noBody: false,
+};
+
+function sendCorked(): void {
+  const c = corked;
+  const call = c.call as ProxyCall;
+  const head = c.head as UpstreamHead;
+  const buf = c.buf as Buffer;
+  c.call = null;
+  c.head = null;
+  c.buf = null;
+  call.sendResponse(head, buf, c.bodyStart, c.noBody);
+}
+
+/** The request heads' header lines as text (HeaderLines). */
+const requestLines = new HeaderLines(false);
+
+/**
+ * The request line; the last one is kept, as consecutive requests often ask for the same
+ * thing (HeaderLines says why that matters).
+ */
+function requestLine(method: string, path: string, query: string): string {
+  if (path === lastPath && method === lastMethod && query === lastQuery) return lastRequestLine;
+  lastMethod = method;
+  lastPath = path;
+  lastQuery = query;
+  lastRequestLine = `${method} ${path}${query === '' ? '' : `?${query}`} HTTP/1.1\r\n`;
+  return lastRequestLine;
+}
+let lastMethod = '';
+let lastPath = '';
+let lastQuery = '';
+let lastRequestLine = '';
 
 export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder {
   // ---- Session
@@ -442,8 +499,8 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       out.push(n, hs[i + 1] as string);
     }
     for (const f of this.env.pipeline.upstreamRequestFilter) f(this, out, this);
-    let head = `${this.method} ${this.path}${this.query === '' ? '' : `?${this.query}`} HTTP/1.1\r\n`;
-    for (let i = 0; i < out.length; i += 2) head += `${out[i]}: ${out[i + 1]}\r\n`;
+    let head = requestLine(this.method, this.path, this.query);
+    for (let i = 0; i < out.length; i += 2) head += requestLines.line(out[i] as string, out[i + 1] as string);
     if (this.reqMode === BodyMode.Chunked) head += 'transfer-encoding: chunked\r\n';
     return `${head}\r\n`;
   }
@@ -658,27 +715,36 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.status = head.status;
     this.stage = Stage.Body;
     this.arm(Stage.Body);
+    corked.call = this;
+    corked.head = head;
+    corked.buf = buf;
+    corked.bodyStart = bodyStart;
+    corked.noBody = noBody;
+    this.res.cork(sendCorked);
+  }
+
+  /** onHead's answer to the client, inside res.cork (sendCorked). */
+  sendResponse(head: UpstreamHead, buf: Buffer, bodyStart: number, noBody: boolean): void {
     const res = this.res;
-    res.cork(() => {
-      this.headSent = true;
-      sendHead(res, head);
-      if (noBody) {
-        if (h.contentLength >= 0 && h.status !== 204) res.writeHeader('content-length', String(h.contentLength));
-        this.respComplete = true;
-        if (bodyStart < buf.length) this.reusable = false;
-        res.endWithoutBody();
-        this.complete();
-        return;
-      }
-      if (this.respMode === BodyMode.Length && this.respTotal === 0) {
-        if (bodyStart < buf.length) this.reusable = false;
-        this.respComplete = true;
-        res.end();
-        this.complete();
-        return;
-      }
-      if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
-    });
+    const h = head.parsed;
+    this.headSent = true;
+    sendHead(res, head);
+    if (noBody) {
+      if (h.contentLength >= 0 && h.status !== 204) res.writeHeader('content-length', String(h.contentLength));
+      this.respComplete = true;
+      if (bodyStart < buf.length) this.reusable = false;
+      res.endWithoutBody();
+      this.complete();
+      return;
+    }
+    if (this.respMode === BodyMode.Length && this.respTotal === 0) {
+      if (bodyStart < buf.length) this.reusable = false;
+      this.respComplete = true;
+      res.end();
+      this.complete();
+      return;
+    }
+    if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
   }
 
   /** Sends response body bytes buf[start..]; runs inside res.cork. */
