@@ -10,6 +10,7 @@
  * (`trackSlot`), so adding and removing are O(1) without the hash-table upkeep of a Set
  * (rehashing a Set that gains and loses two holders per request showed in profiles).
  */
+import { performance } from 'node:perf_hooks';
 
 export const TICK_MS = 100;
 

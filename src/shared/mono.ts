@@ -8,6 +8,7 @@
  * Values are milliseconds since an unspecified point (the machine's boot), as a float with
  * sub-millisecond resolution. They never go backwards and never jump with wall-clock changes.
  */
+import { performance } from 'node:perf_hooks';
 
 const OFFSET_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 

@@ -10,6 +10,7 @@
  * Must never: block, wait for a delivery report, or copy Authorization/Cookie unless the
  * config explicitly allows it (the schema refuses them otherwise).
  */
+import { performance } from 'node:perf_hooks';
 import type { EventsConfig } from '../shared/config';
 import { EVENT_NULL, EventWriter } from '../shared/event-binary';
 import type { SluiceError } from '../shared/errors';

@@ -7,6 +7,7 @@
  * Must never allocate per request, block, or build strings: it only reads fields the
  * session already has and bumps typed-array slots.
  */
+import { performance } from 'node:perf_hooks';
 import type { RouteConfig } from '../shared/config';
 import type { MetricsRecorder } from '../shared/metrics';
 import type { ProxyPhases, Session } from '../shared/phases';

@@ -4,6 +4,7 @@
  * access log. Rate limiting and host judgement live in resilience.ts. They are ordinary
  * `ProxyPhases` implementations; the worker builds the pipeline from this list.
  */
+import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { SluiceConfig } from '../shared/config';
 import { sluiceError, type SluiceError } from '../shared/errors';
