@@ -26,7 +26,6 @@ import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
 import { PeerReader } from './client-address';
-import { HeaderLines } from './header-lines';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
@@ -102,9 +101,6 @@ function blockView(block: Buffer, n: number): Buffer {
   if (v === null || v.length !== n) lastBlockView = v = block.subarray(0, n);
   return v;
 }
-
-/** The lines the responseFilter phases append (Via, the request id), as text for uWS (HeaderLines). */
-const responseLines = new HeaderLines(true);
 
 const enum BodyMode {
   None = 0,
@@ -216,7 +212,7 @@ class UpstreamHead implements ResponseHead {
   addedText(): string {
     const a = this.added;
     let text = '';
-    if (a !== null) for (let i = 0; i < a.length; i += 2) text += responseLines.line(a[i] as string, a[i + 1] as string);
+    if (a !== null) for (let i = 0; i < a.length; i += 2) text += `\r\n${a[i]}: ${a[i + 1]}`;
     return text;
   }
 }
@@ -266,26 +262,6 @@ function sendCorked(): void {
   c.buf = null;
   call.sendResponse(head, buf, c.bodyStart, c.noBody);
 }
-
-/** The request heads' header lines as text (HeaderLines). */
-const requestLines = new HeaderLines(false);
-
-/**
- * The request line; the last one is kept, as consecutive requests often ask for the same
- * thing (HeaderLines says why that matters).
- */
-function requestLine(method: string, path: string, query: string): string {
-  if (path === lastPath && method === lastMethod && query === lastQuery) return lastRequestLine;
-  lastMethod = method;
-  lastPath = path;
-  lastQuery = query;
-  lastRequestLine = `${method} ${path}${query === '' ? '' : `?${query}`} HTTP/1.1\r\n`;
-  return lastRequestLine;
-}
-let lastMethod = '';
-let lastPath = '';
-let lastQuery = '';
-let lastRequestLine = '';
 
 export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder {
   // ---- Session
@@ -499,8 +475,8 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       out.push(n, hs[i + 1] as string);
     }
     for (const f of this.env.pipeline.upstreamRequestFilter) f(this, out, this);
-    let head = requestLine(this.method, this.path, this.query);
-    for (let i = 0; i < out.length; i += 2) head += requestLines.line(out[i] as string, out[i + 1] as string);
+    let head = `${this.method} ${this.path}${this.query === '' ? '' : `?${this.query}`} HTTP/1.1\r\n`;
+    for (let i = 0; i < out.length; i += 2) head += `${out[i]}: ${out[i + 1]}\r\n`;
     if (this.reqMode === BodyMode.Chunked) head += 'transfer-encoding: chunked\r\n';
     return `${head}\r\n`;
   }
