@@ -13,7 +13,8 @@
  * twin is Node's `onread` into one buffer shared by every connection of the thread, without
  * the Readable stream (docs/decisions.md, "Upstream reads"). Either way the bytes an owner
  * gets in `onData` are only valid during that call; an owner that keeps any of them copies
- * them first. TLS connections still read through the stream.
+ * them first; `onData` gets a range of the buffer, not a view of its own. TLS connections
+ * still read through the stream.
  *
  * A request head with no body to follow is queued and sent with the turn's other heads once
  * the turn's I/O callbacks are done (`queueText`): a sleeping upstream is woken once per turn,
@@ -120,7 +121,7 @@ function takeNativeReads(): void {
     c.deferred--;
     const start = e[j + 1] as number;
     const len = e[j + 2] as number;
-    if (len > 0) c.deliverDeferred(r.arena.subarray(start, start + len));
+    if (len > 0) c.deliverDeferred(r.arena, start, start + len);
     else c.nativeEnd(len);
   }
   if (r.freeing.length > 0) {
@@ -182,7 +183,7 @@ function flushDeferred(): void {
     const c = deferConns[i] as Conn;
     const end = deferEnds[i] as number;
     c.deferred--;
-    c.deliverDeferred(arena.subarray(start, end));
+    c.deliverDeferred(arena, start, end);
     start = end;
   }
   deferConns.length = 0;
@@ -203,8 +204,12 @@ function flushQueued(): void {
 
 export interface ConnOwner {
   onConnect(conn: Conn): void;
-  /** `chunk` views a shared read buffer: valid only until this call returns (copy to keep). */
-  onData(conn: Conn, chunk: Buffer): void;
+  /**
+   * The bytes read are `buf[start..end)`. `buf` may be a buffer shared by every connection of
+   * the thread (the reader's arena), larger than the read and reused after this call: read
+   * only within the range, and copy what must outlive the call. No view is made per read.
+   */
+  onData(conn: Conn, buf: Buffer, start: number, end: number): void;
   onEnd(conn: Conn, err: Error | null): void;
   onDrain(conn: Conn): void;
 }
@@ -252,7 +257,7 @@ export class Conn implements DeadlineHolder {
       s = connect({ host: pool.host, port: pool.port, onread: { buffer, callback } });
     } else {
       s = pool.connectTls(tls);
-      s.on('data', (chunk: Buffer) => this.deliver(chunk));
+      s.on('data', (chunk: Buffer) => this.deliver(chunk, 0, chunk.length));
     }
     s.setNoDelay(true);
     this.socket = s;
@@ -386,13 +391,13 @@ export class Conn implements DeadlineHolder {
    */
   private deferRead(buffer: Buffer, n: number): void {
     if (this.deferred === 0 && n === buffer.length) {
-      this.deliver(buffer.subarray(0, n));
+      this.deliver(buffer, 0, n);
       return;
     }
     const arena = (deferArena ??= Buffer.allocUnsafe(DEFER_ARENA_BYTES));
     if (deferBytes + n > arena.length) {
       flushDeferred();
-      this.deliver(buffer.subarray(0, n));
+      this.deliver(buffer, 0, n);
       return;
     }
     buffer.copy(arena, deferBytes, 0, n);
@@ -404,13 +409,13 @@ export class Conn implements DeadlineHolder {
   }
 
   /** A deferred read at the end of the turn; a connection closed since then drops it. */
-  deliverDeferred(chunk: Buffer): void {
-    if (!this.closed) this.deliver(chunk);
+  deliverDeferred(buf: Buffer, start: number, end: number): void {
+    if (!this.closed) this.deliver(buf, start, end);
   }
 
-  private deliver(chunk: Buffer): void {
+  private deliver(buf: Buffer, start: number, end: number): void {
     const o = this.owner;
-    if (o !== null) o.onData(this, chunk);
+    if (o !== null) o.onData(this, buf, start, end);
     else this.destroy(); // bytes on an idle connection: the upstream is out of step
   }
 

@@ -240,8 +240,8 @@ function sendHead(res: HttpResponse, head: UpstreamHead): void {
 const EMPTY: readonly string[] = [];
 
 /**
- * What ProxyCall.onHead hands to res.cork, in one object per thread and one function instead
- * of a closure per response: cork runs its callback at once, and sendCorked clears the
+ * What ProxyCall.onHead and onData hand to res.cork, in one object per thread and one
+ * function instead of a closure per response or read: cork runs its callback at once, and sendCorked clears the
  * fields before the call, so no response sees another's.
  */
 const corked = {
@@ -249,6 +249,7 @@ const corked = {
   head: null as UpstreamHead | null,
   buf: null as Buffer | null,
   bodyStart: 0,
+  end: 0,
   noBody: false,
 };
 
@@ -260,7 +261,17 @@ function sendCorked(): void {
   c.call = null;
   c.head = null;
   c.buf = null;
-  call.sendResponse(head, buf, c.bodyStart, c.noBody);
+  call.sendResponse(head, buf, c.bodyStart, c.end, c.noBody);
+}
+
+/** ProxyCall.onData's body bytes to the client, inside res.cork. */
+function forwardCorked(): void {
+  const c = corked;
+  const call = c.call as ProxyCall;
+  const buf = c.buf as Buffer;
+  c.call = null;
+  c.buf = null;
+  call.forwardBody(buf, c.bodyStart, c.end);
 }
 
 export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder {
@@ -616,31 +627,35 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (this.stage === Stage.Send) this.arm(Stage.Send);
   }
 
-  onData(conn: Conn, chunk: Buffer): void {
+  onData(conn: Conn, buf: Buffer, start: number, end: number): void {
     if (conn !== this.conn || this.done) {
       conn.destroy();
       return;
     }
     this.gotResponseBytes = true;
     if (this.stage !== Stage.Body) {
-      let buf = chunk;
-      if (conn.pending !== null) {
-        buf = Buffer.concat([conn.pending, chunk]);
+      const p = conn.pending;
+      if (p !== null) {
         conn.pending = null;
-      }
-      this.onHeadBytes(conn, buf, 0);
+        const joined = Buffer.concat([p, buf.subarray(start, end)]);
+        this.onHeadBytes(conn, joined, 0, joined.length);
+      } else this.onHeadBytes(conn, buf, start, end);
       return;
     }
     this.arm(Stage.Body);
-    this.res.cork(() => this.forwardBody(chunk, 0));
+    corked.call = this;
+    corked.buf = buf;
+    corked.bodyStart = start;
+    corked.end = end;
+    this.res.cork(forwardCorked);
   }
 
-  private onHeadBytes(conn: Conn, buf: Buffer, start: number): void {
+  private onHeadBytes(conn: Conn, buf: Buffer, start: number, end: number): void {
     for (;;) {
-      const r = parseHead(buf, start, buf.length);
+      const r = parseHead(buf, start, end);
       if (r === HEAD_INCOMPLETE) {
-        // A copy: `buf` may view the pool's shared read buffer (ConnOwner.onData).
-        conn.pending = Buffer.from(buf.subarray(start));
+        // A copy: `buf` may be the pool's shared read buffer (ConnOwner.onData).
+        conn.pending = Buffer.from(buf.subarray(start, end));
         return;
       }
       if (typeof r === 'string') {
@@ -657,15 +672,15 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
         }
         // 100 Continue / 103 Early Hints: interim, not forwarded (uWS answered Expect itself).
         start += r.headLength;
-        if (start >= buf.length) return;
+        if (start >= end) return;
         continue;
       }
-      this.onHead(conn, r, buf, start + r.headLength);
+      this.onHead(conn, r, buf, start + r.headLength, end);
       return;
     }
   }
 
-  private onHead(conn: Conn, h: ParsedHead, buf: Buffer, bodyStart: number): void {
+  private onHead(conn: Conn, h: ParsedHead, buf: Buffer, bodyStart: number, end: number): void {
     if (h.close) this.reusable = false;
     if (h.keepAliveTimeoutS >= 0) conn.setKeepAliveHint(h.keepAliveTimeoutS);
     this.attemptEnded(h.status, null);
@@ -695,12 +710,13 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     corked.head = head;
     corked.buf = buf;
     corked.bodyStart = bodyStart;
+    corked.end = end;
     corked.noBody = noBody;
     this.res.cork(sendCorked);
   }
 
-  /** onHead's answer to the client, inside res.cork (sendCorked). */
-  sendResponse(head: UpstreamHead, buf: Buffer, bodyStart: number, noBody: boolean): void {
+  /** onHead's answer to the client, inside res.cork (sendCorked); the body's first bytes are buf[bodyStart..end). */
+  sendResponse(head: UpstreamHead, buf: Buffer, bodyStart: number, end: number, noBody: boolean): void {
     const res = this.res;
     const h = head.parsed;
     this.headSent = true;
@@ -708,26 +724,26 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (noBody) {
       if (h.contentLength >= 0 && h.status !== 204) res.writeHeader('content-length', String(h.contentLength));
       this.respComplete = true;
-      if (bodyStart < buf.length) this.reusable = false;
+      if (bodyStart < end) this.reusable = false;
       res.endWithoutBody();
       this.complete();
       return;
     }
     if (this.respMode === BodyMode.Length && this.respTotal === 0) {
-      if (bodyStart < buf.length) this.reusable = false;
+      if (bodyStart < end) this.reusable = false;
       this.respComplete = true;
       res.end();
       this.complete();
       return;
     }
-    if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
+    if (bodyStart < end) this.forwardBody(buf, bodyStart, end);
   }
 
-  /** Sends response body bytes buf[start..]; runs inside res.cork. */
-  private forwardBody(buf: Buffer, start: number): void {
+  /** Sends response body bytes buf[start..end); runs inside res.cork. */
+  forwardBody(buf: Buffer, start: number, end: number): void {
     switch (this.respMode) {
       case BodyMode.Length: {
-        const avail = buf.length - start;
+        const avail = end - start;
         const take = avail < this.respRemaining ? avail : this.respRemaining;
         if (take < avail) this.reusable = false; // bytes past the declared length
         const slice = start === 0 && take === buf.length ? buf : buf.subarray(start, start + take);
@@ -737,14 +753,16 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       }
       case BodyMode.Chunked: {
         const dec = this.decoder as ChunkedDecoder;
-        const end = dec.feed(buf, start, (this.chunkSink ??= (chunk: Buffer): void => this.writeChunk(chunk)));
-        if (end === CHUNKED_ERROR) {
+        // The decoder reads to the end of what it is given: only this read's bytes.
+        const data = end === buf.length ? buf : buf.subarray(0, end);
+        const used = dec.feed(data, start, (this.chunkSink ??= (chunk: Buffer): void => this.writeChunk(chunk)));
+        if (used === CHUNKED_ERROR) {
           this.flags.push('UP');
           this.upstreamFailed(sluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'bad chunked framing'));
           return;
         }
         if (dec.done && !this.done) {
-          if (end < buf.length) this.reusable = false;
+          if (used < end) this.reusable = false;
           this.respComplete = true;
           this.res.end();
           this.complete();
@@ -752,7 +770,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
         return;
       }
       case BodyMode.Close:
-        this.writeChunk(start === 0 ? buf : buf.subarray(start));
+        this.writeChunk(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
         return;
       case BodyMode.None:
         this.reusable = false;

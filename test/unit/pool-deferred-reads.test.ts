@@ -47,8 +47,9 @@ async function connected(pool: HostPool): Promise<{ conn: Conn; seen: Seen }> {
   await new Promise<void>((resolve, reject) => {
     const owner: ConnOwner = {
       onConnect: () => resolve(),
-      onData: (_c, chunk) => {
-        seen.bytes.push(Buffer.from(chunk));
+      onData: (_c, buf, start, end) => {
+        assert.ok(start >= 0 && start < end && end <= buf.length, `range ${start}..${end} of ${buf.length}`);
+        seen.bytes.push(Buffer.from(buf.subarray(start, end)));
         seen.events.push('data');
       },
       onEnd: (_c, err) => {
