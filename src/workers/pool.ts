@@ -36,7 +36,7 @@ import { connect as tlsConnect, type ConnectionOptions, type SecureContext } fro
 import { getSystemErrorName } from 'node:util';
 import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
 import type { PoolConfig } from '../shared/config';
-import { loadNative, READER_ENTRY_BASE } from '../shared/native';
+import { loadNative, READER_COUNT, READER_ENTRY_BASE } from '../shared/native';
 
 /** A group's TLS settings, built once per config (Upstreams.build); null on a pool = plain TCP. */
 export interface PoolTls {
@@ -98,16 +98,30 @@ function openReader(): NativeReader {
     free: [],
     freeing: [],
   };
-  native.readerOpen(r.arena, r.entries, takeNativeReads);
+  native.readerOpen(r.arena, r.entries, readerTurn);
   reader = r;
   return r;
+}
+
+/**
+ * The reader's check-phase call, once per turn that read anything or queued a request head
+ * (scheduleFlush asks with readerWant): the turn's reads, then its heads.
+ */
+function readerTurn(): void {
+  const r = reader as NativeReader;
+  const n = r.entries[READER_COUNT] as number;
+  r.entries[READER_COUNT] = 0;
+  deliverNativeReads(r, n);
+  if (flushScheduled && flushByReader) sendQueued();
 }
 
 /** Hands the reads the addon made since the last take to their connections, in read order. */
 function takeNativeReads(): void {
   const r = reader;
-  if (r === null) return;
-  const n = native.readerTake();
+  if (r !== null) deliverNativeReads(r, native.readerTake());
+}
+
+function deliverNativeReads(r: NativeReader, n: number): void {
   const e = r.entries;
   // Counted first, as deferRead counts: a connection that finishes its exchange while more
   // of its reads wait here is closed by HostPool.release, never handed to another request.
@@ -138,8 +152,8 @@ function sysError(code: number, syscall: string): Error {
 
 /**
  * Request heads queued by `Conn.queueText` during this event-loop turn, sent together when
- * the turn's I/O callbacks are done (setImmediate: libuv's check phase, right after the poll
- * phase that ran the uWS handlers). Sending them back to back wakes a sleeping upstream once
+ * the turn's I/O callbacks are done (libuv's check phase, right after the poll phase that ran
+ * the uWS handlers: the reader's call, or setImmediate before it opened). Sending them back to back wakes a sleeping upstream once
  * per turn instead of once per request; on this machine each wake-up of a process on the
  * other CPU cost more than the send itself (docs/decisions.md, "Request heads at the end of
  * the turn"). Envoy defers its writes to the end of the dispatcher loop the same way.
@@ -147,11 +161,22 @@ function sysError(code: number, syscall: string): Error {
 let queuedConns: Conn[] = [];
 let queuedTexts: string[] = [];
 let flushScheduled = false;
+/** The scheduled end of the turn is the reader's call (readerWant), not an Immediate. */
+let flushByReader = false;
 
-function scheduleFlush(): void {
+/**
+ * Once the addon's reader is open, the end of the turn is its check-phase call (readerTurn),
+ * which the turn's reads make anyway: one call into JavaScript per turn for the reads and the
+ * heads, instead of a second one through setImmediate, whose MakeCallback, Immediate and
+ * JavaScript entry measured ~1% of the worker's samples (docs/decisions.md, "The turn's
+ * heads on the reader's call").
+ */
+function scheduleFlush(viaReader: boolean): void {
   if (!flushScheduled) {
     flushScheduled = true;
-    setImmediate(flushQueued);
+    // Node's read path (SLUICE_NATIVE_READS=0) keeps setImmediate: its reads are not the reader's.
+    flushByReader = viaReader && reader !== null && native.readerWant() === 0;
+    if (!flushByReader) setImmediate(flushQueued);
   }
 }
 
@@ -191,9 +216,16 @@ function flushDeferred(): void {
   deferBytes = 0;
 }
 
+/** The end of the turn through setImmediate: Node's read path, or before the reader opened. */
 function flushQueued(): void {
+  if (!flushScheduled) return; // readerTurn sent them
+  takeNativeReads();
+  sendQueued();
+}
+
+/** The turn's deferred reads (Node's path), then its queued heads, in the order they were queued. */
+function sendQueued(): void {
   flushScheduled = false;
-  if (reader !== null) takeNativeReads();
   if (deferConns.length > 0) flushDeferred();
   const conns = queuedConns;
   const texts = queuedTexts;
@@ -373,7 +405,7 @@ export class Conn implements DeadlineHolder {
     this.queued = true;
     queuedConns.push(this);
     queuedTexts.push(text);
-    scheduleFlush();
+    scheduleFlush(this.nativeRead);
   }
 
   /** The end of the turn for a queued head (flushQueued), in the order they were queued. */
@@ -405,7 +437,7 @@ export class Conn implements DeadlineHolder {
     deferConns.push(this);
     deferEnds.push(deferBytes);
     this.deferred++;
-    scheduleFlush();
+    scheduleFlush(false);
   }
 
   /** A deferred read at the end of the turn; a connection closed since then drops it. */

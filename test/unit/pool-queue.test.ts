@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { type Conn, type ConnOwner, HostPool } from '../../src/workers/pool';
+import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/pool';
 
 interface Upstream {
   readonly pool: HostPool;
@@ -142,6 +142,50 @@ test('a connection still connecting writes its head through the stream at once',
     c.queueText(head);
     assert.equal(c.queued, false, 'not queued: the stream holds it until the connection is up');
     assert.ok(c.socket.writableLength > 0);
+    await until('the head arrived', () => String(u.received[0] ?? '') === head);
+  } finally {
+    close(u, c);
+  }
+});
+
+test("with the reader open, the turn's heads go out on its check-phase call, before the turn's immediates", async () => {
+  const u = await upstream();
+  const c = await connected(u.pool);
+  try {
+    const head = 'GET /reader HTTP/1.1\r\nhost: x\r\n\r\n';
+    // Queued in a timer's callback: outside the poll phase, and with no read in the turn,
+    // the reader's call still comes in this turn (readerWant), ahead of Node's immediates.
+    const seenAtImmediate = await new Promise<boolean>((resolve) => {
+      setTimeout(() => {
+        // Scheduled first: through setImmediate the head would go out after this one.
+        setImmediate(() => resolve(c.queued));
+        c.queueText(head);
+        assert.equal(c.queued, true);
+      }, 1);
+    });
+    assert.equal(seenAtImmediate, false, 'the head had gone out when the turn reached its immediates');
+    await until('the head arrived', () => String(u.received[0] ?? '') === head);
+  } finally {
+    close(u, c);
+  }
+});
+
+test('Node read path (SLUICE_NATIVE_READS=0): heads still go out at the end of the turn', async () => {
+  const u = await upstream();
+  setNativeReads(false);
+  let c: Conn;
+  try {
+    c = await connected(u.pool);
+  } finally {
+    setNativeReads(process.env.SLUICE_NATIVE_READS !== '0');
+  }
+  try {
+    const head = 'GET /node HTTP/1.1\r\nhost: x\r\n\r\n';
+    c.queueText(head);
+    assert.equal(c.queued, true);
+    await turnEnd();
+    await turnEnd();
+    assert.equal(c.queued, false);
     await until('the head arrived', () => String(u.received[0] ?? '') === head);
   } finally {
     close(u, c);

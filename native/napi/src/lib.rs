@@ -454,7 +454,7 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let raw: [(&std::ffi::CStr, sys::napi_callback); 8] = [
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 9] = [
             (c"parseResponseHead", Some(parse_response_head_raw)),
             (c"compactResponseHead", Some(compact_response_head_raw)),
             (c"writeString", Some(write_string_raw)),
@@ -463,6 +463,7 @@ pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
             (c"readerWatch", Some(reader::reader_watch_raw)),
             (c"readerRemove", Some(reader::reader_remove_raw)),
             (c"readerTake", Some(reader::reader_take_raw)),
+            (c"readerWant", Some(reader::reader_want_raw)),
         ];
         for (name, cb) in raw {
             let mut f = ptr::null_mut();

@@ -2,12 +2,15 @@
 //! pools sit in one epoll set of this addon, which libuv watches as one descriptor. When it
 //! is readable, `on_ready` reads every ready connection into one arena (no JavaScript), and
 //! in the loop's check phase `on_check` makes one call into JavaScript for all the reads of
-//! the turn, which takes them with `readerTake` (src/workers/pool.ts, `NativeReader`).
+//! the turn (src/workers/pool.ts, `NativeReader`). The same call ends the turn for the
+//! request heads JavaScript queued: it asks for it with `readerWant`, once per turn, instead
+//! of a `setImmediate` (whose `MakeCallback` and JavaScript entry cost about as much again).
 //!
 //! Node's own read path costs a `MakeCallback` (async hooks, tick queue, microtasks) and its
 //! `onStreamRead` per read; here the turn's reads cost one call in all.
 //!
-//! Layout of `entries` (an Int32Array JavaScript keeps): from index `ENTRY_BASE`, one triple
+//! Layout of `entries` (an Int32Array JavaScript keeps): at `COUNT`, the number of triples
+//! `on_check` hands over (written just before its call); from index `ENTRY_BASE`, one triple
 //! per read: the connection's slot, the read's start in the arena, and its length: > 0 bytes,
 //! 0 the end of the stream, < 0 `-errno`. A connection that reported an end or an error is no
 //! longer watched (its registration stays until JavaScript removes it).
@@ -37,15 +40,21 @@ extern "C" {
     fn uv_poll_start(handle: *mut UvHandle, events: i32, cb: unsafe extern "C" fn(*mut UvHandle, i32, i32)) -> i32;
     fn uv_check_init(lp: *mut UvLoop, handle: *mut UvHandle) -> i32;
     fn uv_check_start(handle: *mut UvHandle, cb: unsafe extern "C" fn(*mut UvHandle)) -> i32;
+    fn uv_idle_init(lp: *mut UvLoop, handle: *mut UvHandle) -> i32;
+    fn uv_idle_start(handle: *mut UvHandle, cb: unsafe extern "C" fn(*mut UvHandle)) -> i32;
+    fn uv_idle_stop(handle: *mut UvHandle) -> i32;
     fn uv_unref(handle: *mut UvHandle);
     fn uv_close(handle: *mut UvHandle, cb: Option<unsafe extern "C" fn(*mut UvHandle)>);
 }
 
 /// uv_handle_type (uv.h).
 const UV_CHECK: i32 = 2;
+const UV_IDLE: i32 = 6;
 const UV_POLL: i32 = 8;
 const UV_READABLE: i32 = 1;
 
+/// Where `on_check` writes the number of triples it hands over.
+pub const COUNT: usize = 0;
 /// First triple of `entries` (the slots before it are reserved).
 pub const ENTRY_BASE: usize = 4;
 /// One `read`: Node's read size for `onread` buffers.
@@ -59,6 +68,12 @@ struct Reader {
     epfd: i32,
     poll: *mut UvHandle,
     check: *mut UvHandle,
+    /// Started while JavaScript wants the check-phase call: an active idle handle makes
+    /// libuv poll without blocking, so the call comes in this turn even if JavaScript asked
+    /// outside the poll phase (a timer's callback), as Node's immediates do.
+    idle: *mut UvHandle,
+    /// JavaScript asked for the check-phase call (`readerWant`) since the last one.
+    want: bool,
     arena: *mut u8,
     arena_len: usize,
     entries: *mut i32,
@@ -154,12 +169,23 @@ unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32)
     }
 }
 
-/// The check phase: one call into JavaScript when the turn read anything.
+unsafe extern "C" fn on_idle(_handle: *mut UvHandle) {}
+
+/// The check phase: one call into JavaScript when the turn read anything or JavaScript asked
+/// for it. The reads are handed over as they are (`COUNT`), and the arena and entries are
+/// free again for the next poll phase: JavaScript handles them synchronously in this call.
 unsafe extern "C" fn on_check(handle: *mut UvHandle) {
     let r = &mut *data_of(handle);
-    if r.count == 0 {
+    if r.count == 0 && !r.want {
         return;
     }
+    if r.want {
+        r.want = false;
+        uv_idle_stop(r.idle);
+    }
+    *r.entries.add(COUNT) = r.count as i32;
+    r.count = 0;
+    r.used = 0;
     let env = r.env;
     let mut scope = ptr::null_mut();
     if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
@@ -179,9 +205,6 @@ unsafe extern "C" fn on_check(handle: *mut UvHandle) {
         }
     }
     sys::napi_close_handle_scope(env, scope);
-    // Whatever JavaScript did not take is dropped: it takes everything, synchronously.
-    r.count = 0;
-    r.used = 0;
 }
 
 unsafe extern "C" fn cleanup(arg: *mut c_void) {
@@ -189,6 +212,7 @@ unsafe extern "C" fn cleanup(arg: *mut c_void) {
     READER.with(|c| *c.borrow_mut() = ptr::null_mut());
     uv_close(r.poll, Some(free_handle));
     uv_close(r.check, Some(free_handle));
+    uv_close(r.idle, Some(free_handle));
     libc::close(r.epfd);
 }
 
@@ -205,8 +229,8 @@ unsafe fn int(env: sys::napi_env, v: i32) -> sys::napi_value {
 
 /// `readerOpen(arena, entries, onTurn)`: starts this thread's reader. `arena` (a Uint8Array of
 /// at least 64 KiB) receives the bytes, `entries` (an Int32Array) the triples; `onTurn` is
-/// called in the check phase of a turn that read anything. Once per thread; a second call
-/// throws.
+/// called in the check phase of a turn that read anything or after `readerWant`, with the
+/// count of triples at `entries[COUNT]`. Once per thread; a second call throws.
 ///
 /// # Safety
 /// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
@@ -249,11 +273,14 @@ pub unsafe extern "C" fn reader_open_raw(env: sys::napi_env, info: sys::napi_cal
     sys::napi_async_init(env, resource, name, &mut async_ctx);
     let poll = libc::malloc(uv_handle_size(UV_POLL)) as *mut UvHandle;
     let check = libc::malloc(uv_handle_size(UV_CHECK)) as *mut UvHandle;
+    let idle = libc::malloc(uv_handle_size(UV_IDLE)) as *mut UvHandle;
     let r = Box::into_raw(Box::new(Reader {
         env,
         epfd,
         poll,
         check,
+        idle,
+        want: false,
         arena,
         arena_len,
         entries,
@@ -265,16 +292,18 @@ pub unsafe extern "C" fn reader_open_raw(env: sys::napi_env, info: sys::napi_cal
         slots: HashMap::new(),
     }));
     let lp = lp as *mut UvLoop;
-    if uv_poll_init(lp, poll, epfd) != 0 || uv_check_init(lp, check) != 0 {
+    if uv_poll_init(lp, poll, epfd) != 0 || uv_check_init(lp, check) != 0 || uv_idle_init(lp, idle) != 0 {
         return throw(env, c"readerOpen: libuv refused the handles");
     }
     set_data(poll, r as *mut c_void);
     set_data(check, r as *mut c_void);
+    set_data(idle, r as *mut c_void);
     uv_poll_start(poll, UV_READABLE, on_ready);
     uv_check_start(check, on_check);
-    // Neither keeps the loop alive: the sockets' owners do.
+    // None keeps the loop alive: the sockets' owners do.
     uv_unref(poll);
     uv_unref(check);
+    uv_unref(idle);
     READER.with(|c| *c.borrow_mut() = r);
     sys::napi_add_env_cleanup_hook(env, Some(cleanup), r as *mut c_void);
     int(env, 0)
@@ -367,4 +396,23 @@ pub unsafe extern "C" fn reader_take_raw(env: sys::napi_env, _info: sys::napi_ca
     r.count = 0;
     r.used = 0;
     int(env, n)
+}
+
+/// `readerWant()`: asks for this turn's check-phase call of `onTurn` even if nothing is read
+/// (JavaScript queued request heads to send at the end of the turn). Returns 0, or -1 when
+/// the reader is not open (the caller then uses `setImmediate`).
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+pub unsafe extern "C" fn reader_want_raw(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+    let r = current();
+    if r.is_null() {
+        return int(env, -1);
+    }
+    let r = &mut *r;
+    if !r.want {
+        r.want = true;
+        uv_idle_start(r.idle, on_idle);
+    }
+    int(env, 0)
 }

@@ -110,8 +110,10 @@ export interface NativeAddon extends NativeApi {
    * Starts this thread's upstream reader (native/napi/src/reader.rs): watched descriptors are
    * read into `arena` by the addon (while reads come back full, up to 256 KiB of one
    * descriptor per turn), and `onTurn` is called in the check phase of a turn that read
-   * anything; it takes the reads with `readerTake`. `entries` receives one triple per read from index READER_ENTRY_BASE: slot,
-   * start in the arena, length (> 0 bytes, 0 end of stream, < 0 -errno). Once per thread.
+   * anything or after `readerWant`, with the number of reads it hands over at
+   * `entries[READER_COUNT]`. `entries` receives one triple per read from index
+   * READER_ENTRY_BASE: slot, start in the arena, length (> 0 bytes, 0 end of stream,
+   * < 0 -errno). Once per thread.
    */
   readerOpen(arena: Uint8Array, entries: Int32Array, onTurn: () => void): number;
   /** Watches `fd` (of connection `slot`) for reads when `on` is 1, stops when 0. 0 or -errno. */
@@ -120,6 +122,8 @@ export interface NativeAddon extends NativeApi {
   readerRemove(fd: number, slot: number): number;
   /** The number of reads in `entries` since the last take; the arena is free again. */
   readerTake(): number;
+  /** Asks for this turn's `onTurn` call even if nothing is read: 0, or -1 when no reader is open. */
+  readerWant(): number;
   /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
@@ -129,6 +133,8 @@ export interface NativeAddon extends NativeApi {
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }
 
+/** Where the reader writes the number of reads it hands to `onTurn` (native/napi/src/reader.rs COUNT). */
+export const READER_COUNT = 0;
 /** The first triple of readerOpen's `entries` (native/napi/src/reader.rs ENTRY_BASE). */
 export const READER_ENTRY_BASE = 4;
 
@@ -182,6 +188,7 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'readerWatch',
   'readerRemove',
   'readerTake',
+  'readerWant',
   'KafkaFf',
   'parseResponseHead',
   'compactResponseHead',
