@@ -153,10 +153,11 @@ function sysError(code: number, syscall: string): Error {
 /**
  * Request heads queued by `Conn.queueText` during this event-loop turn, sent together when
  * the turn's I/O callbacks are done (libuv's check phase, right after the poll phase that ran
- * the uWS handlers: the reader's call, or setImmediate before it opened). Sending them back to back wakes a sleeping upstream once
- * per turn instead of once per request; on this machine each wake-up of a process on the
- * other CPU cost more than the send itself (docs/decisions.md, "Request heads at the end of
- * the turn"). Envoy defers its writes to the end of the dispatcher loop the same way.
+ * the uWS handlers: the reader's call, or setImmediate before it opened). Sending them back
+ * to back wakes a sleeping upstream once per turn instead of once per request; on this
+ * machine each wake-up of a process on the other CPU cost more than the send itself
+ * (docs/decisions.md, "Request heads at the end of the turn"). Envoy defers its writes to the
+ * end of the dispatcher loop the same way.
  */
 let queuedConns: Conn[] = [];
 let queuedTexts: string[] = [];

@@ -241,8 +241,8 @@ const EMPTY: readonly string[] = [];
 
 /**
  * What ProxyCall.onHead and onData hand to res.cork, in one object per thread and one
- * function instead of a closure per response or read: cork runs its callback at once, and sendCorked clears the
- * fields before the call, so no response sees another's.
+ * function instead of a closure per response or read: cork runs its callback at once, and
+ * the callback clears the fields before it calls the ProxyCall, so no response sees another's.
  */
 const corked = {
   call: null as ProxyCall | null,
