@@ -19,7 +19,7 @@
  * A request head with no body to follow is queued and sent with the turn's other heads once
  * the turn's I/O callbacks are done (`queueText`): a sleeping upstream is woken once per turn,
  * not once per request. The bytes read from plain TCP connections wait for the same moment
- * and are handed to their owners together, before the heads go out (`takeNativeReads`, and
+ * and are handed to their owners together, before the heads go out (`readerTurn`, and
  * `deferRead` on Node's path).
  *
  * A pool with TLS settings (upstreams.NAME.tls) opens `node:tls` connections: SNI, chain and
@@ -66,7 +66,7 @@ const writeString = native.writeString;
 /**
  * The addon's upstream reader (native/napi/src/reader.rs), opened by the thread's first plain
  * TCP connection: it reads every watched connection into its arena during the poll phase,
- * without a JavaScript call, and `takeNativeReads` hands the turn's reads to their owners at
+ * without a JavaScript call, and `readerTurn` hands the turn's reads to their owners at
  * the end of the turn. `conns` maps the slot each connection was watched with to it; a slot
  * freed during a turn is reused only after the next take, so that no read taken later can
  * reach a newer connection in the same slot. Node's own read path (`onread` into the read
@@ -187,7 +187,7 @@ function scheduleFlush(viaReader: boolean): void {
  * together, after its reads, sends their answers to the clients back to back, as the
  * request heads are sent. It measured about 5 % less CPU per proxied request in alternating
  * solo runs, 2 % in concurrent pairs (docs/decisions.md, "Upstream bytes at the end of the
- * turn"). The addon's reader does the same with its own arena (takeNativeReads).
+ * turn"). The addon's reader does the same with its own arena (readerTurn).
  */
 const DEFER_ARENA_BYTES = 256 * 1024;
 let deferArena: Buffer | null = null;
