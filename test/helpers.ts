@@ -273,13 +273,15 @@ export interface ReqOpts {
   timeoutMs?: number;
   /** A keep-alive agent to reuse connections; default a fresh connection per request. */
   agent?: Agent;
+  /** The client's address (any 127.0.0.0/8 address works on loopback). */
+  localAddress?: string;
 }
 
 /** One request on a fresh connection (agent: false, unless opts.agent) to 127.0.0.1:port. */
 export function request(port: number, opts: ReqOpts = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: opts.agent ?? false },
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: opts.agent ?? false, localAddress: opts.localAddress },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

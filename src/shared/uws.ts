@@ -10,8 +10,8 @@ export type Uws = typeof UWS;
 
 let cached: Uws | undefined;
 
-export function loadUws(): Uws {
-  if (cached !== undefined) return cached;
+/** The uWS.js binary for this Node and platform (loadUws loads it). */
+export function uwsBinaryFile(): string {
   const name = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
   let pkgDir: string;
   try {
@@ -19,7 +19,12 @@ export function loadUws(): Uws {
   } catch {
     throw new Error('uWebSockets.js is not installed (run `npm ci`)');
   }
-  const file = join(pkgDir, 'binaries', name);
+  return join(pkgDir, 'binaries', name);
+}
+
+export function loadUws(): Uws {
+  if (cached !== undefined) return cached;
+  const file = uwsBinaryFile();
   let mod: Uws;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -32,6 +32,7 @@ import { makeHandler, setOnFinished, type ListenerKind, type ProxyEnv, type Requ
 import { Router } from './router';
 import { FrontListener, type FrontOptions } from './front';
 import { TlsListener } from './tls-listener';
+import { notePeersOn } from './client-address';
 import { Upstreams } from './upstreams';
 
 const data = workerData as WorkerData;
@@ -162,6 +163,7 @@ async function start(): Promise<void> {
       listenSocket = token === false ? null : token;
     });
     if (listenSocket === null) return fail(`cannot listen on ${cfg.listen.host}:${data.port}`);
+    notePeersOn(listenSocket);
     boundPort = uws.us_socket_local_port(listenSocket);
   } else {
     const err = await startFront(uws, 'http', cfg.listen.host, { port: data.port, proxyProtocol: plain.proxyProtocol, tls: null });

@@ -25,7 +25,7 @@ import { forwardedClient } from './acl';
 import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
-import { PeerReader } from './client-address';
+import { acceptPeersAvailable, PeerReader } from './client-address';
 import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
 import type { Conn, ConnOwner } from './pool';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
@@ -1302,7 +1302,7 @@ function readHeaders(req: HttpRequest): typeof headerScan {
  * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
  */
 export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
-  const peers = new PeerReader(front === undefined ? loadNative().uwsPeerAddress : null, listener);
+  const peers = new PeerReader(front === undefined ? loadNative().uwsPeerAddress : null, listener, front === undefined && acceptPeersAvailable());
   return (res, req) => {
     const env = getEnv();
     const limits = env.config.limits;

@@ -17,6 +17,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '
 import type { Logger } from '../shared/log';
 import type { TlsFiles, TlsSnapshot } from '../shared/tls-certs';
 import type { Uws } from '../shared/uws';
+import { notePeersOn } from './client-address';
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
@@ -136,6 +137,7 @@ export class TlsListener {
     app.listen(this.host, this.port, (t) => {
       token = t === false ? null : t;
     });
+    if (token !== null) notePeersOn(token);
     return token;
   }
 }

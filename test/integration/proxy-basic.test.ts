@@ -86,6 +86,21 @@ describe('proxying and routing', () => {
     assert.equal(up.headers.via, '1.0 edge, 1.1 sluice');
   });
 
+  test('X-Forwarded-For names each connection\'s own client while connections close and their descriptors are reused', async () => {
+    // The worker answers from the address accept gave (native/napi/src/accept_peers.rs) once
+    // its context is wrapped: one connection per request, from a new address each time, so a
+    // note left by an earlier connection on the same descriptor would show.
+    const seen: string[] = [];
+    for (let i = 2; i < 12; i++) {
+      const r = await request(s.port, { localAddress: `127.0.0.${i}` });
+      seen.push((JSON.parse(r.body.toString()) as { headers: Record<string, string> }).headers['x-forwarded-for'] ?? '');
+    }
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 2}`),
+    );
+  });
+
   test('hop-by-hop request headers, and those Connection lists, are not forwarded', async () => {
     const r = await request(s.port, {
       headers: { connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'keep-alive', 'x-end': 'kept' },

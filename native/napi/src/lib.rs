@@ -22,6 +22,7 @@ use napi_derive::napi;
 
 use sluice_core::{hash, head, ring};
 
+mod accept_peers;
 mod kafka_ff;
 mod reader;
 
@@ -357,24 +358,33 @@ unsafe extern "C" fn write_string_raw(env: sys::napi_env, info: sys::napi_callba
 }
 
 extern "C" {
-    /// src/uws_socket.cc: the descriptor behind a uWS HttpResponse object, or -1.
-    fn sluice_uws_socket_fd(value: sys::napi_value) -> i32;
+    /// src/uws_socket.cc: the us_socket_t* behind a uWS HttpResponse object, or null.
+    fn sluice_uws_socket(value: sys::napi_value) -> *mut c_void;
+    /// src/uws_socket.cc: the us_listen_socket_t* of a uWS listen token, or null.
+    fn sluice_uws_listen_socket(value: sys::napi_value) -> *mut c_void;
 }
 
-/// `uwsPeerAddress(res, out)`: the client address of the connection behind the uWS.js
-/// HttpResponse `res`, as uWS's `getRemoteAddress` gives it (4 bytes for IPv4, 16 for IPv6)
-/// but written into `out` (a Uint8Array of at least 16 bytes) instead of a new ArrayBuffer.
-/// Returns the byte count; 0 when the socket has no peer any more (uWS then gives an empty
-/// address too); -1 when `res` is no live uWS response. One `getpeername`, as in uWS.
-/// The caller checks it against `getRemoteAddress` before trusting it (`PeerReader` in
-/// src/workers/client-address.ts). Bound by hand: once per request.
+/// Added to `uwsPeerAddress`'s byte count when the address is the one `accept` gave
+/// (accept_peers.rs) rather than a `getpeername`'s.
+const PEER_FROM_ACCEPT: i32 = 0x100;
+
+/// `uwsPeerAddress(res, out, fromAccept)`: the client address of the connection behind the
+/// uWS.js HttpResponse `res`, as uWS's `getRemoteAddress` gives it (4 bytes for IPv4, 16 for
+/// IPv6) but written into `out` (a Uint8Array of at least 16 bytes) instead of a new
+/// ArrayBuffer. Returns the byte count; 0 when the socket has no peer any more (uWS then gives
+/// an empty address too); -1 when `res` is no live uWS response. With `fromAccept` true (and
+/// `uwsAcceptPeers` done), the address `accept` gave when the connection has one
+/// (accept_peers.rs), with PEER_FROM_ACCEPT added to the count; otherwise one `getpeername`,
+/// as in uWS. The caller checks each kind of answer against `getRemoteAddress` before
+/// trusting it (`PeerReader` in src/workers/client-address.ts). Bound by hand: once per
+/// request.
 ///
 /// # Safety
 /// Called by Node-API only, on the JS thread, with a valid `env` and `info`. `res` must be a
-/// uWS HttpResponse (src/uws_socket.cc).
+/// uWS HttpResponse of this thread's loop (src/uws_socket.cc).
 unsafe extern "C" fn uws_peer_address_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let mut argc: usize = 2;
-    let mut argv: [sys::napi_value; 2] = [ptr::null_mut(); 2];
+    let mut argc: usize = 3;
+    let mut argv: [sys::napi_value; 3] = [ptr::null_mut(); 3];
     if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
         return ptr::null_mut();
     }
@@ -382,35 +392,95 @@ unsafe extern "C" fn uws_peer_address_raw(env: sys::napi_env, info: sys::napi_ca
         Some(out) if argc >= 2 && out.1 >= 16 => out,
         _ => return throw_type_error(env, c"uwsPeerAddress: out must be a Uint8Array of at least 16 bytes"),
     };
-    let fd = sluice_uws_socket_fd(argv[0]);
-    let result = if fd < 0 {
+    let mut from_accept = false;
+    if argc >= 3 && !is_nullish(env, argv[2]) && sys::napi_get_value_bool(env, argv[2], &mut from_accept) != sys::Status::napi_ok {
+        return throw_type_error(env, c"uwsPeerAddress: fromAccept must be a boolean");
+    }
+    let s = sluice_uws_socket(argv[0]);
+    let result = if s.is_null() {
         -1
     } else {
-        let mut addr = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if libc::getpeername(fd, addr.as_mut_ptr() as *mut libc::sockaddr, &mut len) != 0 {
-            0
-        } else {
-            let addr = addr.assume_init();
-            // SAFETY: `out` is a live Uint8Array of >= 16 bytes (checked above); the family
-            // says which sockaddr the storage holds.
-            match addr.ss_family as i32 {
-                libc::AF_INET => {
-                    let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in);
-                    ptr::copy_nonoverlapping(&a.sin_addr.s_addr as *const u32 as *const u8, out.0, 4);
-                    4
-                }
-                libc::AF_INET6 => {
-                    let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6);
-                    ptr::copy_nonoverlapping(a.sin6_addr.s6_addr.as_ptr(), out.0, 16);
-                    16
-                }
-                _ => 0,
-            }
+        match if from_accept { accept_peers::lookup(s, out.0) } else { 0 } {
+            0 => peer_name(accept_peers::socket_fd(s), out.0),
+            n => n as i32 | PEER_FROM_ACCEPT,
         }
     };
     let mut v = ptr::null_mut();
     sys::napi_create_int32(env, result, &mut v);
+    v
+}
+
+/// `getpeername` of `fd` into `out` (16 bytes): 4 or 16 bytes written, 0 for none.
+unsafe fn peer_name(fd: i32, out: *mut u8) -> i32 {
+    let mut addr = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    if libc::getpeername(fd, addr.as_mut_ptr() as *mut libc::sockaddr, &mut len) != 0 {
+        return 0;
+    }
+    let addr = addr.assume_init();
+    // SAFETY: `out` has room for 16 bytes (the caller checked); the family says which
+    // sockaddr the storage holds.
+    match addr.ss_family as i32 {
+        libc::AF_INET => {
+            let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in);
+            ptr::copy_nonoverlapping(&a.sin_addr.s_addr as *const u32 as *const u8, out, 4);
+            4
+        }
+        libc::AF_INET6 => {
+            let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6);
+            ptr::copy_nonoverlapping(a.sin6_addr.s6_addr.as_ptr(), out, 16);
+            16
+        }
+        _ => 0,
+    }
+}
+
+/// `uwsAcceptPeers(file)`: makes `uwsPeerAddress(res, out, true)` answer from the addresses
+/// `accept` gave (accept_peers.rs), finding uSockets' functions in the uWS binary `file`, which
+/// this process must have loaded already. Returns whether it can; once per process, later
+/// calls give the first answer.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+unsafe extern "C" fn uws_accept_peers_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 1;
+    let mut argv: [sys::napi_value; 1] = [ptr::null_mut(); 1];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let mut len: usize = 0;
+    if argc < 1 || sys::napi_get_value_string_utf8(env, argv[0], ptr::null_mut(), 0, &mut len) != sys::Status::napi_ok {
+        return throw_type_error(env, c"uwsAcceptPeers: file must be a string");
+    }
+    let mut path = vec![0u8; len + 1];
+    sys::napi_get_value_string_utf8(env, argv[0], path.as_mut_ptr() as *mut _, len + 1, &mut len);
+    let ok = match std::ffi::CStr::from_bytes_until_nul(&path) {
+        Ok(file) if file.to_bytes().len() == len => accept_peers::open(file),
+        _ => false,
+    };
+    let mut v = ptr::null_mut();
+    sys::napi_get_boolean(env, ok, &mut v);
+    v
+}
+
+/// `uwsAcceptPeersOn(token)`: wraps the uSockets context of the uWS.js listen socket `token`
+/// (the External uWS hands to `listen`'s callback) now, before it accepts anything, so that
+/// `uwsPeerAddress(res, out, true)` can answer from `accept` for every connection it accepts
+/// (accept_peers.rs). Whether it did: false before `uwsAcceptPeers` succeeded, or when `token`
+/// is not a listening uWS socket.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`. An External
+/// `token` must be a uWS.js listen token of this thread's loop.
+unsafe extern "C" fn uws_accept_peers_on_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 1;
+    let mut argv: [sys::napi_value; 1] = [ptr::null_mut(); 1];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let ok = argc >= 1 && accept_peers::wrap_listener(sluice_uws_listen_socket(argv[0]));
+    let mut v = ptr::null_mut();
+    sys::napi_get_boolean(env, ok, &mut v);
     v
 }
 
@@ -454,11 +524,13 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let raw: [(&std::ffi::CStr, sys::napi_callback); 9] = [
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 11] = [
             (c"parseResponseHead", Some(parse_response_head_raw)),
             (c"compactResponseHead", Some(compact_response_head_raw)),
             (c"writeString", Some(write_string_raw)),
             (c"uwsPeerAddress", Some(uws_peer_address_raw)),
+            (c"uwsAcceptPeers", Some(uws_accept_peers_raw)),
+            (c"uwsAcceptPeersOn", Some(uws_accept_peers_on_raw)),
             (c"readerOpen", Some(reader::reader_open_raw)),
             (c"readerWatch", Some(reader::reader_watch_raw)),
             (c"readerRemove", Some(reader::reader_remove_raw)),

@@ -101,11 +101,26 @@ export interface NativeAddon extends NativeApi {
    * The client address of the connection behind a uWS.js HttpResponse, as uWS's
    * getRemoteAddress gives it (4 bytes IPv4, 16 IPv6) but written into `out` (>= 16 bytes)
    * instead of a new ArrayBuffer: returns the byte count, 0 when the socket has no peer, -1
-   * when `res` is no live uWS response. It finds the socket through uWS.js and uSockets
-   * internals (native/napi/src/uws_socket.cc): only for uWS responses, and trusted only after
-   * a check against getRemoteAddress (src/workers/client-address.ts).
+   * when `res` is no live uWS response. With `fromAccept` (after `uwsAcceptPeers`), the
+   * address `accept` gave when the connection has one, with PEER_FROM_ACCEPT added to the
+   * count; otherwise one `getpeername`. It finds the socket through uWS.js and uSockets
+   * internals (native/napi/src/uws_socket.cc, accept_peers.rs): only for uWS responses of
+   * this thread, and each kind of answer trusted only after a check against getRemoteAddress
+   * (src/workers/client-address.ts).
    */
-  uwsPeerAddress(res: object, out: Uint8Array): number;
+  uwsPeerAddress(res: object, out: Uint8Array, fromAccept?: boolean): number;
+  /**
+   * Lets `uwsPeerAddress(res, out, true)` answer from the addresses `accept` gave, by
+   * wrapping each uWS context's `on_open` (native/napi/src/accept_peers.rs). `file` is the
+   * uWS.js binary this process loaded (`uwsBinaryFile()`). Whether it can; once per process.
+   */
+  uwsAcceptPeers(file: string): boolean;
+  /**
+   * Wraps the context of the uWS listen socket `token` now, before it accepts anything, so
+   * that every connection it accepts has the address `accept` gave. Whether it did (false
+   * before `uwsAcceptPeers` succeeded, or for anything but a listening uWS socket).
+   */
+  uwsAcceptPeersOn(token: unknown): boolean;
   /**
    * Starts this thread's upstream reader (native/napi/src/reader.rs): watched descriptors are
    * read into `arena` by the addon (while reads come back full, up to 256 KiB of one
@@ -132,6 +147,9 @@ export interface NativeAddon extends NativeApi {
    */
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }
+
+/** Added to uwsPeerAddress's byte count for an address `accept` gave (native/napi/src/lib.rs). */
+export const PEER_FROM_ACCEPT = 0x100;
 
 /** Where the reader writes the number of reads it hands to `onTurn` (native/napi/src/reader.rs COUNT). */
 export const READER_COUNT = 0;
@@ -184,6 +202,8 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'listenReusePort',
   'writeString',
   'uwsPeerAddress',
+  'uwsAcceptPeers',
+  'uwsAcceptPeersOn',
   'readerOpen',
   'readerWatch',
   'readerRemove',
