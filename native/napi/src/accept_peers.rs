@@ -94,7 +94,9 @@ unsafe fn find(file: &CStr) -> Option<Usockets> {
     let set_on_open: SetOnOpen = std::mem::transmute::<*mut c_void, SetOnOpen>(set_on_open);
     // The plain (ssl = 0) setter only stores the pointer in the context: let it store a marker
     // in a zeroed stand-in and see where it went. Exactly one pointer-sized slot must change.
-    let mut stand_in = [0usize; 64];
+    // 2 KiB, where the 20.30 setter writes at byte 0x38 (after the loop, a tick and two
+    // timestamps, and five list pointers): room for any likely layout of the struct's head.
+    let mut stand_in = [0usize; 256];
     set_on_open(0, stand_in.as_mut_ptr() as *mut c_void, marker);
     let changed: Vec<usize> = stand_in.iter().enumerate().filter(|(_, &v)| v != 0).map(|(i, _)| i).collect();
     match changed[..] {
