@@ -9,7 +9,7 @@
  */
 
 import * as H from '../shared/native/head-parser';
-import type { NativeApi } from '../shared/native';
+import type { NativeAddon, NativeApi } from '../shared/native';
 
 export const HEAD_INCOMPLETE = 0;
 
@@ -396,6 +396,28 @@ export function parseResponseHeadLazy(
   if (r === 0) return HEAD_INCOMPLETE;
   if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
   return new NativeHead(buf, start, r);
+}
+
+/**
+ * parseResponseHeadLazy over the reader's arena, through the addon's bound form
+ * (`parseArenaHead`: no typed-array argument; `headBind(nativeHeadOut(), block)` first).
+ */
+export function parseArenaHeadLazy(
+  parseAt: NativeAddon['parseArenaHead'],
+  arena: Buffer,
+  start: number,
+  end: number,
+  maxHeadBytes: number,
+): NativeHead | typeof HEAD_INCOMPLETE | HeadError {
+  const r = parseAt(start, end, maxHeadBytes);
+  if (r === 0) return HEAD_INCOMPLETE;
+  if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
+  return new NativeHead(arena, start, r);
+}
+
+/** The offsets every native parse of this thread writes (for the addon's `headBind`). */
+export function nativeHeadOut(): Uint32Array {
+  return nativeOut;
 }
 
 /**

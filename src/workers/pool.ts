@@ -90,6 +90,11 @@ export function setNativeReads(on: boolean): void {
   nativeReads = on;
 }
 
+/** This thread's reader arena, once the reader is open: the reads it hands over are views of it. */
+export function readerArena(): Buffer | null {
+  return reader === null ? null : reader.arena;
+}
+
 function openReader(): NativeReader {
   const r: NativeReader = {
     arena: Buffer.allocUnsafe(READER_ARENA_BYTES),

@@ -26,8 +26,21 @@ import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
 import { acceptPeersAvailable, PeerReader } from './client-address';
-import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, isResponseHop, NativeHead, parseResponseHead, parseResponseHeadLazy, responseHasNoBody, type ParsedHead } from './http1';
-import type { Conn, ConnOwner } from './pool';
+import {
+  CHUNKED_ERROR,
+  ChunkedDecoder,
+  HEAD_INCOMPLETE,
+  isRequestHop,
+  isResponseHop,
+  NativeHead,
+  nativeHeadOut,
+  parseArenaHeadLazy,
+  parseResponseHead,
+  parseResponseHeadLazy,
+  responseHasNoBody,
+  type ParsedHead,
+} from './http1';
+import { readerArena, type Conn, type ConnOwner } from './pool';
 import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
 import type { CompiledRoute, Router } from './router';
 import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstreams';
@@ -84,15 +97,36 @@ const MAX_RESPONSE_HEAD = 64 * 1024;
  * Response-head parsing: the native addon's parser (one call per head, offsets back), or the
  * JS reference with SLUICE_NATIVE_HEAD=0 (the bench compares the two on the whole proxy).
  */
-const nativeParse = process.env.SLUICE_NATIVE_HEAD === '0' ? null : loadNative().parseResponseHead;
-const compactHead = loadNative().compactResponseHead;
+const native = loadNative();
+const nativeParse = process.env.SLUICE_NATIVE_HEAD === '0' ? null : native.parseResponseHead;
+const compactHead = native.compactResponseHead;
 function parseHead(buf: Buffer, start: number, end: number): ParsedHead | typeof HEAD_INCOMPLETE | string {
-  return nativeParse === null ? parseResponseHead(buf, start, end, MAX_RESPONSE_HEAD) : parseResponseHeadLazy(nativeParse, buf, start, end, MAX_RESPONSE_HEAD);
+  if (nativeParse === null) return parseResponseHead(buf, start, end, MAX_RESPONSE_HEAD);
+  // The usual read: a view of the reader's arena, parsed by the bound form.
+  if (buf === boundArena || (boundArena === null && bindArena(buf))) return parseArenaHeadLazy(native.parseArenaHead, buf, start, end, MAX_RESPONSE_HEAD);
+  return parseResponseHeadLazy(nativeParse, buf, start, end, MAX_RESPONSE_HEAD);
 }
 
 /** Where compactResponseHead writes a head for uWS: a head, the status line and the proxy's own lines. */
 let blockBuffer: Buffer | null = null;
 const BLOCK_BUFFER_BYTES = MAX_RESPONSE_HEAD + 16 * 1024;
+
+/**
+ * The reader's arena, once `headBind` gave the addon this thread's parse offsets and block:
+ * heads read there are parsed and compacted by the bound forms (parseArenaHead,
+ * compactArenaHead), which take no typed array. Each typed-array argument costs a
+ * `napi_get_typedarray_info` per call, five per response in the general forms.
+ */
+let boundArena: Buffer | null = null;
+
+/** Binds the addon's head forms when `buf` is the reader's arena (opened by the first upstream connection). */
+function bindArena(buf: Buffer): boolean {
+  const arena = readerArena();
+  if (arena === null || buf !== arena) return false;
+  native.headBind(nativeHeadOut(), (blockBuffer ??= Buffer.allocUnsafe(BLOCK_BUFFER_BYTES)));
+  boundArena = arena;
+  return true;
+}
 /** The last view of the block buffer handed to uWS: the same upstream answer makes heads of one length. */
 let lastBlockView: Buffer | null = null;
 
@@ -228,7 +262,10 @@ function sendHead(res: HttpResponse, head: UpstreamHead): void {
   const h = head.parsed;
   if (head.untouched && h instanceof NativeHead) {
     const block = (blockBuffer ??= Buffer.allocUnsafe(BLOCK_BUFFER_BYTES));
-    const n = compactHead(h.buf, h.offsets, block, statusLine(head.status), head.addedText());
+    const n =
+      h.buf === boundArena
+        ? native.compactArenaHead(statusLine(head.status), head.addedText())
+        : compactHead(h.buf, h.offsets, block, statusLine(head.status), head.addedText());
     if (n >= 0) {
       res.writeStatus(blockView(block, n));
       return;

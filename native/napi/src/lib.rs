@@ -227,14 +227,9 @@ unsafe extern "C" fn parse_response_head_raw(env: sys::napi_env, info: sys::napi
     let (Some(start), Some(end)) = (uint32(env, argv[1]), uint32(env, argv[2])) else {
         return throw_type_error(env, c"parseResponseHead: start and end must be numbers");
     };
-    let max = if argc < 5 || is_nullish(env, argv[4]) {
-        head::DEFAULT_MAX_HEAD_BYTES
-    } else {
-        match uint32(env, argv[4]) {
-            Some(0) => return throw_range_error(env, c"parseResponseHead: maxHeadBytes must be >= 1"),
-            Some(m) => m as usize,
-            None => return throw_type_error(env, c"parseResponseHead: maxHeadBytes must be a number"),
-        }
+    let max = match max_head_bytes(env, (argc >= 5).then_some(argv[4]), c"parseResponseHead") {
+        Ok(m) => m,
+        Err(thrown) => return thrown,
     };
     // SAFETY: the views come from live typed arrays of this call's arguments; JS is blocked in
     // this call, so nothing else reads or writes them meanwhile. `buf` and `out` may not
@@ -242,7 +237,27 @@ unsafe extern "C" fn parse_response_head_raw(env: sys::napi_env, info: sys::napi
     // parser only reads `buf` before writing `out` slots it owns).
     let buf = std::slice::from_raw_parts(buf.0, buf.1);
     let out = std::slice::from_raw_parts_mut(out.0, out.1);
-    match head::parse_response_head(buf, start as usize, end as usize, out, max) {
+    parse_result(env, head::parse_response_head(buf, start as usize, end as usize, out, max))
+}
+
+/// `maxHeadBytes` as parseResponseHead takes it: absent or nullish is the default, 0 an error.
+unsafe fn max_head_bytes(env: sys::napi_env, v: Option<sys::napi_value>, name: &std::ffi::CStr) -> std::result::Result<usize, sys::napi_value> {
+    let Some(v) = v.filter(|v| !is_nullish(env, *v)) else {
+        return Ok(head::DEFAULT_MAX_HEAD_BYTES);
+    };
+    match uint32(env, v) {
+        Some(0) => Err(throw_range_error(env, &concat_msg(name, ": maxHeadBytes must be >= 1"))),
+        Some(m) => Ok(m as usize),
+        None => Err(throw_type_error(env, &concat_msg(name, ": maxHeadBytes must be a number"))),
+    }
+}
+
+fn concat_msg(name: &std::ffi::CStr, rest: &str) -> std::ffi::CString {
+    std::ffi::CString::new(format!("{}{rest}", name.to_string_lossy())).unwrap_or_default()
+}
+
+unsafe fn parse_result(env: sys::napi_env, r: std::result::Result<i32, head::ArgError>) -> sys::napi_value {
+    match r {
         Ok(r) => {
             let mut v = ptr::null_mut();
             sys::napi_create_int32(env, r, &mut v);
@@ -253,6 +268,98 @@ unsafe extern "C" fn parse_response_head_raw(env: sys::napi_env, info: sys::napi
             throw_range_error(env, &msg)
         }
     }
+}
+
+/// What `headBind` bound for this thread: the parse's offsets (`out`) and the block
+/// `compactArenaHead` writes (`dst`), each kept alive by a reference.
+#[derive(Clone, Copy)]
+struct HeadBound {
+    out: *mut u32,
+    out_len: usize,
+    dst: *mut u8,
+    dst_len: usize,
+    refs: [sys::napi_ref; 2],
+}
+
+thread_local! {
+    static HEAD_BOUND: std::cell::Cell<Option<HeadBound>> = const { std::cell::Cell::new(None) };
+}
+
+/// `headBind(out, dst)`: binds this thread's parse offsets (a Uint32Array) and head block (a
+/// Uint8Array) for `parseArenaHead` and `compactArenaHead`, which then take no typed array:
+/// each typed-array argument costs a `napi_get_typedarray_info` (type checks, the buffer's
+/// backing store) on every call, and these two run once per upstream response. A second call
+/// replaces the first binding.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+unsafe extern "C" fn head_bind_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 2;
+    let mut argv: [sys::napi_value; 2] = [ptr::null_mut(); 2];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let Some(out) = typed_array::<u32>(env, argv[0], sys::TypedarrayType::uint32_array).filter(|o| argc >= 2 && o.1 >= head::OUT_HEADERS) else {
+        return throw_type_error(env, c"headBind: out must be a Uint32Array of parseResponseHead's size");
+    };
+    let Some(dst) = typed_array::<u8>(env, argv[1], sys::TypedarrayType::uint8_array) else {
+        return throw_type_error(env, c"headBind: dst must be a Uint8Array");
+    };
+    let mut refs = [ptr::null_mut(); 2];
+    for (i, v) in argv.iter().enumerate() {
+        if sys::napi_create_reference(env, *v, 1, &mut refs[i]) != sys::Status::napi_ok {
+            return throw_type_error(env, c"headBind: cannot keep the arrays");
+        }
+    }
+    if let Some(old) = HEAD_BOUND.get() {
+        for r in old.refs {
+            sys::napi_delete_reference(env, r);
+        }
+    }
+    HEAD_BOUND.set(Some(HeadBound { out: out.0, out_len: out.1, dst: dst.0, dst_len: dst.1, refs }));
+    let mut v = ptr::null_mut();
+    sys::napi_get_undefined(env, &mut v);
+    v
+}
+
+/// The reader's arena (reader.rs) and the bound arrays, or a thrown error named after `name`.
+unsafe fn arena_and_bound(env: sys::napi_env, name: &std::ffi::CStr) -> std::result::Result<(&'static [u8], HeadBound), sys::napi_value> {
+    let Some(b) = HEAD_BOUND.get() else {
+        return Err(throw_type_error(env, &concat_msg(name, ": headBind was not called on this thread")));
+    };
+    let Some((arena, len)) = reader::arena() else {
+        return Err(throw_type_error(env, &concat_msg(name, ": the reader is not open on this thread")));
+    };
+    Ok((std::slice::from_raw_parts(arena, len), b))
+}
+
+/// `parseArenaHead(start, end, maxHeadBytes?)`: `parseResponseHead(arena, start, end, out,
+/// maxHeadBytes)` over the reader's arena (`readerOpen`) into the `out` of `headBind`: the
+/// upstream's bytes the reader handed over this turn, parsed without a typed-array argument.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+unsafe extern "C" fn parse_arena_head_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 3;
+    let mut argv: [sys::napi_value; 3] = [ptr::null_mut(); 3];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let (Some(start), Some(end)) = (if argc >= 2 { (uint32(env, argv[0]), uint32(env, argv[1])) } else { (None, None) }) else {
+        return throw_type_error(env, c"parseArenaHead: start and end must be numbers");
+    };
+    let max = match max_head_bytes(env, (argc >= 3).then_some(argv[2]), c"parseArenaHead") {
+        Ok(m) => m,
+        Err(thrown) => return thrown,
+    };
+    let (buf, b) = match arena_and_bound(env, c"parseArenaHead") {
+        Ok(x) => x,
+        Err(thrown) => return thrown,
+    };
+    // SAFETY: `out` is a live typed array held by its reference; JS is blocked in this call.
+    // The arena is the reader's (only the reader writes it, in the poll phase, never now).
+    let out = std::slice::from_raw_parts_mut(b.out, b.out_len);
+    parse_result(env, head::parse_response_head(buf, start as usize, end as usize, out, max))
 }
 
 /// `compactResponseHead(buf, out, dst, statusLine, extra)`: writes into `dst` the text uWS's
@@ -285,11 +392,17 @@ unsafe extern "C" fn compact_response_head_raw(env: sys::napi_env, info: sys::na
     let buf = std::slice::from_raw_parts(buf.0, buf.1);
     let out = std::slice::from_raw_parts(out.0, out.1);
     let dst = std::slice::from_raw_parts_mut(dst.0, dst.1);
+    compact_into(env, buf, out, dst, argv[3], argv[4], c"compactResponseHead")
+}
+
+/// compactResponseHead's work once its arrays are views: the status line, the head's lines,
+/// the extra lines into `dst`; the length or a negative code as a JS number.
+unsafe fn compact_into(env: sys::napi_env, buf: &[u8], out: &[u32], dst: &mut [u8], status_line: sys::napi_value, extra: sys::napi_value, name: &std::ffi::CStr) -> sys::napi_value {
     // N-API copies at most `room - 1` bytes plus a NUL, whole characters only: a copy that
     // leaves fewer than 5 bytes (one character and the NUL) of the room may have been cut.
     let mut copied: usize = 0;
-    if sys::napi_get_value_string_latin1(env, argv[3], dst.as_mut_ptr() as *mut _, dst.len(), &mut copied) != sys::Status::napi_ok {
-        return throw_type_error(env, c"compactResponseHead: statusLine must be a string");
+    if sys::napi_get_value_string_latin1(env, status_line, dst.as_mut_ptr() as *mut _, dst.len(), &mut copied) != sys::Status::napi_ok {
+        return throw_type_error(env, &concat_msg(name, ": statusLine must be a string"));
     }
     let mut result = if copied + 5 > dst.len() { head::COMPACT_TOO_LARGE } else { 0 };
     if result == 0 {
@@ -300,8 +413,8 @@ unsafe extern "C" fn compact_response_head_raw(env: sys::napi_env, info: sys::na
         } else {
             at += n as usize;
             let room = &mut dst[at..];
-            if sys::napi_get_value_string_utf8(env, argv[4], room.as_mut_ptr() as *mut _, room.len(), &mut copied) != sys::Status::napi_ok {
-                return throw_type_error(env, c"compactResponseHead: extra must be a string");
+            if sys::napi_get_value_string_utf8(env, extra, room.as_mut_ptr() as *mut _, room.len(), &mut copied) != sys::Status::napi_ok {
+                return throw_type_error(env, &concat_msg(name, ": extra must be a string"));
             }
             result = if copied + 5 > room.len() { head::COMPACT_TOO_LARGE } else { (at + copied) as i32 };
         }
@@ -309,6 +422,31 @@ unsafe extern "C" fn compact_response_head_raw(env: sys::napi_env, info: sys::na
     let mut v = ptr::null_mut();
     sys::napi_create_int32(env, result, &mut v);
     v
+}
+
+/// `compactArenaHead(statusLine, extra)`: `compactResponseHead(arena, out, dst, statusLine,
+/// extra)` with the reader's arena and the arrays of `headBind`, for the head `parseArenaHead`
+/// just described.
+///
+/// # Safety
+/// Called by Node-API only, on the JS thread, with a valid `env` and `info`.
+unsafe extern "C" fn compact_arena_head_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 2;
+    let mut argv: [sys::napi_value; 2] = [ptr::null_mut(); 2];
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    if argc < 2 {
+        return throw_type_error(env, c"compactArenaHead(statusLine, extra): two strings");
+    }
+    let (buf, b) = match arena_and_bound(env, c"compactArenaHead") {
+        Ok(x) => x,
+        Err(thrown) => return thrown,
+    };
+    // SAFETY: as in parseArenaHead; `dst` is the bound block, never the arena or `out`.
+    let out = std::slice::from_raw_parts(b.out, b.out_len);
+    let dst = std::slice::from_raw_parts_mut(b.dst, b.dst_len);
+    compact_into(env, buf, out, dst, argv[0], argv[1], c"compactArenaHead")
 }
 
 /// Largest request head `writeString` sends itself (UTF-8 bytes); longer ones go through Node.
@@ -524,9 +662,12 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let raw: [(&std::ffi::CStr, sys::napi_callback); 11] = [
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 14] = [
             (c"parseResponseHead", Some(parse_response_head_raw)),
             (c"compactResponseHead", Some(compact_response_head_raw)),
+            (c"headBind", Some(head_bind_raw)),
+            (c"parseArenaHead", Some(parse_arena_head_raw)),
+            (c"compactArenaHead", Some(compact_arena_head_raw)),
             (c"writeString", Some(write_string_raw)),
             (c"uwsPeerAddress", Some(uws_peer_address_raw)),
             (c"uwsAcceptPeers", Some(uws_accept_peers_raw)),

@@ -105,6 +105,14 @@ unsafe fn data_of(handle: *mut UvHandle) -> *mut Reader {
     *(handle as *mut *mut Reader)
 }
 
+/// This thread's arena while the reader is open: the bytes of the reads `on_check` handed over
+/// stay there until the next poll phase (lib.rs parses heads in place from it).
+pub fn arena() -> Option<(*const u8, usize)> {
+    let r = current();
+    // SAFETY: a non-null reader is live until its cleanup hook, which clears READER first.
+    (!r.is_null()).then(|| unsafe { ((*r).arena as *const u8, (*r).arena_len) })
+}
+
 unsafe extern "C" fn free_handle(handle: *mut UvHandle) {
     libc::free(handle);
 }

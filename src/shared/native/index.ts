@@ -140,6 +140,16 @@ export interface NativeAddon extends NativeApi {
   /** Asks for this turn's `onTurn` call even if nothing is read: 0, or -1 when no reader is open. */
   readerWant(): number;
   /**
+   * Binds this thread's parse offsets (`out`, parseResponseHead's layout) and head block
+   * (`dst`) for parseArenaHead and compactArenaHead, which then take no typed array (each
+   * typed-array argument is a `napi_get_typedarray_info` per call). A later call replaces it.
+   */
+  headBind(out: Uint32Array, dst: Uint8Array): void;
+  /** parseResponseHead over this thread's reader arena (`readerOpen`) into the bound `out`. */
+  parseArenaHead(start: number, end: number, maxHeadBytes?: number): number;
+  /** compactResponseHead from the reader arena and the bound `out` into the bound `dst`. */
+  compactArenaHead(statusLine: string, extra: string): number;
+  /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
@@ -209,6 +219,9 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'readerRemove',
   'readerTake',
   'readerWant',
+  'headBind',
+  'parseArenaHead',
+  'compactArenaHead',
   'KafkaFf',
   'parseResponseHead',
   'compactResponseHead',
