@@ -172,6 +172,29 @@ for (const nativeRead of [true, false]) {
     }
   });
 
+  test(named('bytes and the end that were both waiting when reading resumed reach the owner, the end last'), async () => {
+    const u = await upstream();
+    const { conn, seen } = await fresh(u.pool);
+    try {
+      await until('the server accepted', () => u.sockets.length === 1);
+      const s = u.sockets[0] as Socket;
+      conn.pauseReading();
+      // Bytes and FIN sit in the socket before anything reads it: the reader (edge-triggered)
+      // then gets one event for both, and must read on past the short read to the end.
+      const body = 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nwaiting with the end';
+      s.end(body);
+      await once(s, 'finish');
+      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(seen.events, [], 'nothing arrives while reading is paused');
+      conn.resumeReading();
+      await until('the owner saw the end', () => seen.ended);
+      assert.equal(Buffer.concat(seen.bytes).toString(), body);
+      assert.equal(seen.events.at(-1), 'end');
+    } finally {
+      close(u, conn);
+    }
+  });
+
   test(named('bytes followed by a reset reach the owner before the error does'), async () => {
     const u = await upstream();
     const { conn, seen } = await fresh(u.pool);
@@ -205,6 +228,27 @@ for (const nativeRead of [true, false]) {
       }
       assert.equal(new Set(got.map((g) => sent.findIndex((s) => s.equals(g)))).size, 8, 'each stream reached exactly one owner');
       assert.ok(conns.every(({ conn }) => conn.deferred === 0));
+    } finally {
+      close(u, ...conns.map((c) => c.conn));
+    }
+  });
+
+  test(named('bytes left waiting when the turn arena fills are read in a later turn, with nothing new arriving'), async () => {
+    const u = await upstream();
+    // 20 connections with 60,000 bytes waiting each, all made ready in one turn: 1.2 MB, more
+    // than the reader's 1 MiB arena. What does not fit must be read later although no more
+    // bytes arrive to report it (an edge-triggered registration reports only new data).
+    const conns = await Promise.all(Array.from({ length: 20 }, () => fresh(u.pool)));
+    try {
+      await until('the server accepted all', () => u.sockets.length === 20);
+      for (const { conn } of conns) conn.pauseReading();
+      const sent = conns.map((_, i) => pattern(i + 40, 60_000));
+      await Promise.all(u.sockets.map((s, i) => new Promise((r) => s.write(sent[i] as Buffer, r))));
+      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
+      for (const { conn } of conns) conn.resumeReading();
+      await until('every owner got 60,000 bytes', () => conns.every(({ seen }) => Buffer.concat(seen.bytes).length === 60_000));
+      const got = conns.map(({ seen }) => Buffer.concat(seen.bytes));
+      assert.equal(new Set(got.map((g) => sent.findIndex((x) => x.equals(g)))).size, 20, 'each stream reached exactly one owner, whole');
     } finally {
       close(u, ...conns.map((c) => c.conn));
     }

@@ -125,22 +125,42 @@ unsafe fn push(r: &mut Reader, slot: i32, start: usize, len: i32) {
     r.count += 1;
 }
 
+/// What a watched connection is registered for: edge-triggered, so that a connection read
+/// this turn is not polled again by the next `epoll_wait` (level-triggered, the kernel puts
+/// every reported descriptor back on the ready list and polls it again, a `tcp_poll` per
+/// response for nothing); EPOLLRDHUP, so that an end that came with the last bytes is seen.
+const WATCH: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
+/// Has the kernel report `fd` again (its data is waiting but was not read this turn): an
+/// edge-triggered registration reports only new data, while MOD checks readiness at once.
+unsafe fn rearm(epfd: i32, key: u64) {
+    let mut ev = libc::epoll_event { events: WATCH, u64: key };
+    libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, (key >> 32) as i32, &mut ev);
+}
+
 /// The epoll set is readable: read every ready connection into the arena (on while reads
 /// come back full, up to `PER_TURN` each).
 unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32) {
     let r = &mut *data_of(handle);
     let mut events: [libc::epoll_event; 64] = std::mem::zeroed();
     let n = libc::epoll_wait(r.epfd, events.as_mut_ptr(), events.len() as i32, 0);
-    for ev in events.iter().take(n.max(0) as usize) {
+    let ready = &events[..n.max(0) as usize];
+    for (i, ev) in ready.iter().enumerate() {
         // Room for two more triples (the bytes, then an end or error: a read error is given
-        // once, so it must be reported when read) and some bytes; what is left stays ready
-        // (level-triggered) and is read next turn.
+        // once, so it must be reported when read) and some bytes; what is left is reported
+        // again (rearm) and read next turn.
         if ENTRY_BASE + (r.count + 2) * 3 > r.entries_len || r.used >= r.arena_len {
+            for left in &ready[i..] {
+                rearm(r.epfd, left.u64);
+            }
             break;
         }
         let key = ev.u64;
         let fd = (key >> 32) as i32;
         let slot = (key & 0xffff_ffff) as i32;
+        // The peer's end or an error came with this event: read on to it (a short read is
+        // then no sign that nothing is left), since no later event will tell.
+        let to_end = ev.events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
         // Read while reads come back full (more is waiting), up to PER_TURN for this
         // connection: one entry for what is contiguous in the arena.
         let start = r.used;
@@ -149,6 +169,7 @@ unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32)
             let room = (r.arena_len - r.used).min(PER_READ).min(PER_TURN - (r.used - start));
             if room == 0 {
                 k = 1; // stop: this turn's share is read
+                rearm(r.epfd, key);
                 break;
             }
             k = libc::read(fd, r.arena.add(r.used) as *mut c_void, room);
@@ -156,7 +177,7 @@ unsafe extern "C" fn on_ready(handle: *mut UvHandle, _status: i32, _events: i32)
                 break;
             }
             r.used += k as usize;
-            if (k as usize) < room {
+            if (k as usize) < room && !to_end {
                 break;
             }
         }
@@ -352,7 +373,7 @@ pub unsafe extern "C" fn reader_watch_raw(env: sys::napi_env, info: sys::napi_ca
     }
     let r = &mut *r;
     let key = ((fd as u64) << 32) | (slot as u32 as u64);
-    let mut ev = libc::epoll_event { events: if on != 0 { libc::EPOLLIN as u32 } else { 0 }, u64: key };
+    let mut ev = libc::epoll_event { events: if on != 0 { WATCH } else { 0 }, u64: key };
     let op = if r.slots.get(&fd) == Some(&slot) { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
     let mut rc = libc::epoll_ctl(r.epfd, op, fd, &mut ev);
     if rc != 0 && errno() == libc::EEXIST {
