@@ -22,6 +22,17 @@ export function uwsBinaryFile(): string {
   return join(pkgDir, 'binaries', name);
 }
 
+/** The installed uWebSockets.js package's version ("20.30.0-unofficial.0"), '' when unreadable. */
+export function uwsVersion(): string {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const pkg = require('uWebSockets.js/package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '';
+  } catch {
+    return '';
+  }
+}
+
 export function loadUws(): Uws {
   if (cached !== undefined) return cached;
   const file = uwsBinaryFile();

@@ -26,6 +26,7 @@ import type { KafkaLink } from './kafka-link';
 import type { KafkaRouteHost } from './kafka-route';
 import { loadNative } from '../shared/native';
 import { acceptPeersAvailable, PeerReader } from './client-address';
+import { requestReader } from './request-head';
 import {
   CHUNKED_ERROR,
   ChunkedDecoder,
@@ -1299,59 +1300,21 @@ function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
  * module-level `forEach` callback: no closure and no context object per request. Handlers
  * run one at a time, and the handler copies the fields out before anything else runs.
  */
-const headerScan = {
-  headers: [] as string[],
-  headerBytes: 0,
-  host: '',
-  contentLength: -1,
-  badLength: false,
-  chunked: false,
-  xff: '',
-};
-
-function scanHeader(k: string, v: string): void {
-  const h = headerScan;
-  h.headers.push(k, v);
-  h.headerBytes += k.length + v.length + 4;
-  if (k === 'host') h.host = v;
-  else if (k === 'content-length') {
-    if (h.contentLength !== -1 || !/^\d{1,15}$/.test(v)) h.badLength = true;
-    h.contentLength = Number(v);
-  } else if (k === 'transfer-encoding') h.chunked = true;
-  else if (k === 'x-forwarded-for') h.xff = h.xff === '' ? v : `${h.xff},${v}`;
-}
-
-function readHeaders(req: HttpRequest): typeof headerScan {
-  const h = headerScan;
-  h.headers = [];
-  h.headerBytes = 0;
-  h.host = '';
-  h.contentLength = -1;
-  h.badLength = false;
-  h.chunked = false;
-  h.xff = '';
-  req.forEach(scanHeader);
-  return h;
-}
-
 /**
  * The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY
  * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
  */
 export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
   const peers = new PeerReader(front === undefined ? loadNative().uwsPeerAddress : null, listener, front === undefined && acceptPeersAvailable());
+  const heads = requestReader(listener);
   return (res, req) => {
     const env = getEnv();
     const limits = env.config.limits;
-    const url = req.getUrl();
-    const query = req.getQuery() ?? '';
+    const { method, url, query, headers, headerBytes, host, contentLength, badLength, chunked, xff } = heads.read(req, env.log);
     if (url.length + query.length + 1 > limits.maxUrlLength) {
       reject(res, 'SLUICE_ERR_URL_TOO_LONG', `over ${limits.maxUrlLength} bytes`);
       return;
     }
-    const method = req.getCaseSensitiveMethod();
-    const h = readHeaders(req);
-    const { headers, headerBytes, host, contentLength, badLength, chunked, xff } = h;
     if (headers.length / 2 > limits.maxHeaderCount) {
       reject(res, 'SLUICE_ERR_TOO_MANY_HEADERS', `over ${limits.maxHeaderCount} fields`);
       return;

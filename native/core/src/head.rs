@@ -193,7 +193,7 @@ fn scan_field(buf: &[u8], mut p: usize, limit: usize) -> Option<usize> {
 /// Whether any byte is >= 0x80: the bytes OR-ed eight at a time (the head is read whole; a
 /// byte loop with an early exit was a fifth of the parse's own time).
 #[inline]
-fn has_high_byte(b: &[u8]) -> bool {
+pub fn has_high_byte(b: &[u8]) -> bool {
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut words = b.chunks_exact(8);
     let mut acc = 0u64;

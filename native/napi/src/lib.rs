@@ -25,6 +25,7 @@ use sluice_core::{hash, head, ring};
 mod accept_peers;
 mod kafka_ff;
 mod reader;
+mod uws_request;
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
@@ -662,7 +663,7 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &std::ffi::CStr) -> sys::nap
 pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
     // SAFETY: plain N-API calls on this module's env and exports object during registration.
     unsafe {
-        let raw: [(&std::ffi::CStr, sys::napi_callback); 14] = [
+        let raw: [(&std::ffi::CStr, sys::napi_callback); 16] = [
             (c"parseResponseHead", Some(parse_response_head_raw)),
             (c"compactResponseHead", Some(compact_response_head_raw)),
             (c"headBind", Some(head_bind_raw)),
@@ -670,6 +671,8 @@ pub fn raw_exports(exports: Object, env: Env) -> Result<()> {
             (c"compactArenaHead", Some(compact_arena_head_raw)),
             (c"writeString", Some(write_string_raw)),
             (c"uwsPeerAddress", Some(uws_peer_address_raw)),
+            (c"uwsRequestHead", Some(uws_request::uws_request_head_raw)),
+            (c"uwsRequestBind", Some(uws_request::uws_request_bind_raw)),
             (c"uwsAcceptPeers", Some(uws_accept_peers_raw)),
             (c"uwsAcceptPeersOn", Some(uws_accept_peers_on_raw)),
             (c"readerOpen", Some(reader::reader_open_raw)),

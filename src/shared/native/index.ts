@@ -110,6 +110,19 @@ export interface NativeAddon extends NativeApi {
    */
   uwsPeerAddress(res: object, out: Uint8Array, fromAccept?: boolean): number;
   /**
+   * The head of the uWS.js HttpRequest `req` (during its handler) as one Latin-1 string of
+   * its bytes, from the method to the end of the last header value, with the `out` of
+   * uwsRequestBind holding the header count and the start and end of the method, the URL
+   * (query included), where its first `?` is (-1: none), and each header's name and value.
+   * Null when it cannot answer, with `out[0]` saying why: -1 not a live request, -2 a byte
+   * >= 0x80 in the head, -3 not the layout of uWS 20.30, -4 `out` too small. It reads uWS
+   * internals (native/napi/src/uws_request.rs): trusted only after a check against uWS's own
+   * functions (src/workers/request-head.ts).
+   */
+  uwsRequestHead(req: object): string | null;
+  /** Binds this thread's Int32Array for uwsRequestHead's offsets (more than 6 slots); a later call replaces it. */
+  uwsRequestBind(out: Int32Array): void;
+  /**
    * Lets `uwsPeerAddress(res, out, true)` answer from the addresses `accept` gave, by
    * wrapping each uWS context's `on_open` (native/napi/src/accept_peers.rs). `file` is the
    * uWS.js binary this process loaded (`uwsBinaryFile()`). Whether it can; once per process.
@@ -212,6 +225,8 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'listenReusePort',
   'writeString',
   'uwsPeerAddress',
+  'uwsRequestHead',
+  'uwsRequestBind',
   'uwsAcceptPeers',
   'uwsAcceptPeersOn',
   'readerOpen',
