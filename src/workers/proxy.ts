@@ -1296,16 +1296,12 @@ function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
 }
 
 /**
- * What the handler reads from the request headers. One object per thread, filled by a
- * module-level `forEach` callback: no closure and no context object per request. Handlers
- * run one at a time, and the handler copies the fields out before anything else runs.
- */
-/**
  * The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY
  * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
  */
 export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
-  const peers = new PeerReader(front === undefined ? loadNative().uwsPeerAddress : null, listener, front === undefined && acceptPeersAvailable());
+  const peers = new PeerReader(front === undefined ? native.uwsPeerAddress : null, listener, front === undefined && acceptPeersAvailable());
+  // The request head: the addon's one-call reading once checked, else uWS's functions (request-head.ts).
   const heads = requestReader(listener);
   return (res, req) => {
     const env = getEnv();
