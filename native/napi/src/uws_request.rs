@@ -104,7 +104,7 @@ pub unsafe extern "C" fn uws_request_bind_raw(env: sys::napi_env, info: sys::nap
 /// ordered span: (start of the span, its length, n).
 ///
 /// # Safety
-/// `req` must point at least `MAX_ENTRIES` entries of readable memory (a uWS HttpRequest).
+/// `req` must point to at least `MAX_ENTRIES` entries of readable memory (a uWS HttpRequest).
 unsafe fn span(req: *const Header) -> Result<(*const u8, usize, usize), i32> {
     let first = *req;
     let start = first.key.ptr;
