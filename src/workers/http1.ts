@@ -392,7 +392,11 @@ export function parseResponseHeadLazy(
   end: number,
   maxHeadBytes: number,
 ): NativeHead | typeof HEAD_INCOMPLETE | HeadError {
-  const r = parse(buf, start, end, nativeOut, maxHeadBytes);
+  return lazyHead(parse(buf, start, end, nativeOut, maxHeadBytes), buf, start);
+}
+
+/** A native parse's result (`nativeOut` filled) as parseResponseHeadLazy gives it. */
+function lazyHead(r: number, buf: Buffer, start: number): NativeHead | typeof HEAD_INCOMPLETE | HeadError {
   if (r === 0) return HEAD_INCOMPLETE;
   if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
   return new NativeHead(buf, start, r);
@@ -409,10 +413,7 @@ export function parseArenaHeadLazy(
   end: number,
   maxHeadBytes: number,
 ): NativeHead | typeof HEAD_INCOMPLETE | HeadError {
-  const r = parseAt(start, end, maxHeadBytes);
-  if (r === 0) return HEAD_INCOMPLETE;
-  if (r < 0) return NATIVE_ERRORS[r] ?? 'bad header line';
-  return new NativeHead(arena, start, r);
+  return lazyHead(parseAt(start, end, maxHeadBytes), arena, start);
 }
 
 /** The offsets every native parse of this thread writes (for the addon's `headBind`). */
