@@ -21,7 +21,7 @@ import { ProducerSupervisor } from '../../src/main/producer-supervisor';
 import { buildKafkaConfig, type KafkaConfig } from '../../src/shared/kafka-config';
 import type { PollMode } from '../../src/shared/kafka-messages';
 import { createLogger } from '../../src/shared/log';
-import { KafkaLink } from '../../src/workers/kafka-link';
+import { KafkaLink } from '../../src/workers/http/kafka/link';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 
 import { EVENT_NULL, EventWriter } from '../../src/shared/event-binary';
 import { HEADER_SLOTS, headOutLength, jsNative, loadNative, OUT_HEADER_COUNT, OUT_HEADERS, type HostSpec, type NativeApi } from '../../src/shared/native';
-import { isResponseHop } from '../../src/workers/http1';
+import { isResponseHop } from '../../src/workers/http/upstream/http1';
 import { measure as measureAll, state } from './timing';
 
 const measure = (fns: (() => number)[], inner: number, targetMs?: number): number[] => measureAll(fns, inner, quick, targetMs);

@@ -13,11 +13,11 @@
 import { buildConfig, hostKey } from '../../src/shared/config';
 import { allocHostState, HostStateTable } from '../../src/shared/host-state';
 import { createLogger } from '../../src/shared/log';
-import type { Peer, Session } from '../../src/shared/phases';
+import type { Peer, Session } from '../../src/workers/http/pipeline';
 import { allocRateLimitTable, RateLimitTable } from '../../src/shared/rate-limit';
-import type { RequestCtx } from '../../src/workers/proxy';
-import { HostJudgePhase, RateLimitPhase } from '../../src/workers/resilience';
-import { Upstreams } from '../../src/workers/upstreams';
+import type { RequestCtx } from '../../src/workers/http/call';
+import { HostJudgePhase, RateLimitPhase } from '../../src/workers/http/phases/resilience';
+import { Upstreams } from '../../src/workers/http/upstream/upstreams';
 import { measure, reportCost } from './timing';
 
 const quick = process.argv.includes('--quick');

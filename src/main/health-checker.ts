@@ -14,7 +14,7 @@
  * more than they judge on either).
  *
  * Timers: one per target, used either for the next check or for the deadline of the check in
- * flight, never both. This is not the coarse shared tick of src/shared/clock.ts on purpose:
+ * flight, never both. This is not the coarse shared tick of src/workers/http/clock.ts on purpose:
  * there is one check per target per interval (not one per request), and check timeouts are
  * often below that tick's 100 ms accuracy. Timers and sockets are unref'd so that a checker
  * never keeps the primary alive.

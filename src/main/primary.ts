@@ -236,7 +236,7 @@ export class Primary {
       hostSlots: this.slotMap,
       rateLimits: this.rateLimitSab as SharedArrayBuffer,
     };
-    const w = new Worker(join(__dirname, '..', 'workers', 'http-worker.js'), { workerData: data, env: this.env });
+    const w = new Worker(join(__dirname, '..', 'workers', 'http', 'worker.js'), { workerData: data, env: this.env });
     slot.worker = w;
     slot.ready = false;
     slot.startedAt = Date.now();

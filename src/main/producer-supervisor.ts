@@ -1,5 +1,5 @@
 /**
- * The primary's handle on the Kafka producer process (src/workers/producer-process.ts): forks
+ * The primary's handle on the Kafka producer process (src/workers/producer/main.ts): forks
  * it with the validated `kafka` config, waits (bounded) for it to listen on its Unix socket,
  * respawns it with back-off when it dies, keeps its latest stats (IPC, once a second) for
  * /metrics, and shuts it down gracefully (flush within kafka.flushTimeoutMs, then exit).
@@ -49,7 +49,7 @@ export interface ProducerSupervisorOptions {
   readonly readyTimeoutMs?: number;
   /** SIGTERM sent to the producer directly: how long it keeps open links (default flushTimeoutMs). */
   readonly sigtermWaitMs?: number;
-  /** Default: the compiled producer-process.js next to this module's directory. */
+  /** Default: the compiled producer/main.js next to this module's directory. */
   readonly script?: string;
   /** The producer's environment (default process.env); the init variable is added. */
   readonly env?: NodeJS.ProcessEnv;
@@ -145,7 +145,7 @@ export class ProducerSupervisor extends EventEmitter {
       ...(this.opts.pollMode !== undefined ? { pollMode: this.opts.pollMode } : {}),
       ...(this.opts.statusIntervalMs !== undefined ? { statusIntervalMs: this.opts.statusIntervalMs } : {}),
     };
-    const script = this.opts.script ?? path.join(__dirname, '..', 'workers', 'producer-process.js');
+    const script = this.opts.script ?? path.join(__dirname, '..', 'workers', 'producer', 'main.js');
     const pipe = this.opts.logSink !== undefined;
     const child = fork(script, [], {
       env: { ...(this.opts.env ?? process.env), [PRODUCER_INIT_ENV]: JSON.stringify(init) },

@@ -1008,7 +1008,7 @@ export class ConfigError extends SluiceError {
   }
 }
 
-/** What the listener front does for a listener (src/workers/front.ts). */
+/** What the listener front does for a listener (src/workers/http/downstream/front.ts). */
 export interface FrontSettings {
   /** PROXY protocol versions read at connection start; null: none. */
   readonly proxyProtocol: 'v1' | 'v2' | 'any' | null;

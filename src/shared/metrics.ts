@@ -198,14 +198,14 @@ export interface RecorderSnapshot {
   readonly routes: readonly RouteMetrics[];
 }
 
-/** A worker's request-event counters (src/workers/events.ts). */
+/** A worker's request-event counters (src/workers/http/phases/events.ts). */
 export interface EventTotals {
   produced: number;
   dropped: number;
   sampledOut: number;
 }
 
-/** A worker's Kafka link counters (src/workers/kafka-link.ts `status()`). */
+/** A worker's Kafka link counters (src/workers/http/kafka/link.ts `status()`). */
 export interface KafkaLinkTotals {
   enqueued: number;
   dropped: number;

@@ -1,5 +1,5 @@
 /**
- * The listener front (src/workers/front.ts) against the real Sluice process with two
+ * The listener front (src/workers/http/downstream/front.ts) against the real Sluice process with two
  * workers: client certificates (mTLS) on the HTTPS listener, required and optional, with the
  * verified identity passed upstream and a client's forged identity header removed; PROXY
  * protocol v1 and v1-or-v2 on the HTTP and the HTTPS listener, read once per connection, so

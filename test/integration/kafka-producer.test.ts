@@ -17,10 +17,10 @@ import type { Message } from '@confluentinc/kafka-javascript';
 import { ProducerSupervisor } from '../../src/main/producer-supervisor';
 import { buildKafkaConfig, type KafkaConfig } from '../../src/shared/kafka-config';
 import type { KafkaRecord } from '../../src/shared/kafka-frames';
-import { jumpConsistentHash } from '../../src/shared/kafka-partition';
+import { jumpConsistentHash } from '../../src/workers/producer/partitions';
 import { createLogger } from '../../src/shared/log';
 import { jsNative } from '../../src/shared/native';
-import { KafkaDeliveryError, KafkaLink } from '../../src/workers/kafka-link';
+import { KafkaDeliveryError, KafkaLink } from '../../src/workers/http/kafka/link';
 import { IT_BROKERS, createTopic, readTopic, startBroker, stopBroker, uniqueTopic, waitUntil } from '../kafka-helpers';
 
 const VERBOSE = process.env.KAFKA_IT_VERBOSE === '1';

@@ -14,7 +14,7 @@ import { Agent } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Message } from '@confluentinc/kafka-javascript';
 
-import { jumpConsistentHash } from '../../src/shared/kafka-partition';
+import { jumpConsistentHash } from '../../src/workers/producer/partitions';
 import { jsNative } from '../../src/shared/native';
 import { request, runSluice, sleep, startSluice, tempFile, type Reply, type Running } from '../helpers';
 import { IT_BROKERS, createTopic, readTopic, startBroker, uniqueTopic } from '../kafka-helpers';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { coarseNow, track, untrack, type DeadlineHolder } from '../../src/shared/clock';
+import { coarseNow, track, untrack, type DeadlineHolder } from '../../src/workers/http/clock';
 
 test('coarseNow is fresh before the first holder starts the tick', async () => {
   await new Promise((r) => setTimeout(r, 250));

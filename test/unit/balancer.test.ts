@@ -1,11 +1,11 @@
 /**
- * Selection within an upstream group (src/workers/balancer.ts): the exact smooth weighted
+ * Selection within an upstream group (src/workers/http/upstream/balancer.ts): the exact smooth weighted
  * round-robin sequence, the bounded fallback walk with the caller's accept predicate, and
  * the random selectors driven by a seeded generator so every run sees the same draws.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LeastRequestP2C, SmoothRoundRobin, WeightedRandom, buildSelector, type Accept, type BalancedHost, type Selector } from '../../src/workers/balancer';
+import { LeastRequestP2C, SmoothRoundRobin, WeightedRandom, buildSelector, type Accept, type BalancedHost, type Selector } from '../../src/workers/http/upstream/balancer';
 
 function hosts(...weights: number[]): BalancedHost[] {
   return weights.map((weight) => ({ weight, active: 0 }));

@@ -1,6 +1,6 @@
 /**
  * Addresses, CIDR blocks and ACLs (src/shared/cidr.ts), and the X-Forwarded-For client
- * derivation (src/workers/acl.ts): every textual IPv6 form, IPv4-mapped clients against IPv4
+ * derivation (src/workers/http/phases/acl.ts): every textual IPv6 form, IPv4-mapped clients against IPv4
  * rules, prefix bounds, and the reasons given for bad input.
  */
 import { describe, test } from 'node:test';
@@ -16,7 +16,7 @@ import {
   toAddress16,
   type Cidr,
 } from '../../src/shared/cidr';
-import { forwardedClient, parseForwardedEntry } from '../../src/workers/acl';
+import { forwardedClient, parseForwardedEntry } from '../../src/workers/http/phases/acl';
 
 function hex(b: Uint8Array | null): string {
   return b === null ? 'null' : Buffer.from(b).toString('hex');

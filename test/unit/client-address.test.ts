@@ -16,7 +16,7 @@ import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { createLogger } from '../../src/shared/log';
 import { loadNative, PEER_FROM_ACCEPT } from '../../src/shared/native';
 import { loadUws, uwsBinaryFile } from '../../src/shared/uws';
-import { PeerReader, type PeerAddressFn } from '../../src/workers/client-address';
+import { PeerReader, type PeerAddressFn } from '../../src/workers/http/downstream/client-address';
 import { createCa, serverCert } from '../tls-helpers';
 
 const uws = loadUws();

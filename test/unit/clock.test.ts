@@ -1,10 +1,10 @@
 /**
- * The coarse clock's holder list (src/shared/clock.ts): O(1) track/untrack by slot, and a
+ * The coarse clock's holder list (src/workers/http/clock.ts): O(1) track/untrack by slot, and a
  * sweep that fires every due holder exactly once even when callbacks untrack or track others.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { refreshNow, TICK_MS, track, trackedCount, untrack, type DeadlineHolder } from '../../src/shared/clock';
+import { refreshNow, TICK_MS, track, trackedCount, untrack, type DeadlineHolder } from '../../src/workers/http/clock';
 import { sleep } from '../helpers';
 
 class Holder implements DeadlineHolder {

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { jsNative } from '../../src/shared/native';
-import type { Session } from '../../src/shared/phases';
-import { buildSelector, ConsistentHash, type BalancedHost } from '../../src/workers/balancer';
+import type { Session } from '../../src/workers/http/pipeline';
+import { buildSelector, ConsistentHash, type BalancedHost } from '../../src/workers/http/upstream/balancer';
 import { buildConfig } from '../../src/shared/config';
-import { compileHashKey, hashKeyIsSensitive, Upstreams } from '../../src/workers/upstreams';
+import { compileHashKey, hashKeyIsSensitive, Upstreams } from '../../src/workers/http/upstream/upstreams';
 
 const hostsOf = (n: number): BalancedHost[] => Array.from({ length: n }, () => ({ weight: 1, active: 0 }));
 const idsOf = (n: number, skip = -1): string[] => Array.from({ length: n + (skip === -1 ? 0 : 1) }, (_, i) => `10.0.0.${i + 1}:80`).filter((_, i) => i !== skip);

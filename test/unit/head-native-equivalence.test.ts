@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMPACT_NOT_SIMPLE, COMPACT_TOO_LARGE, compactResponseHead, headOutLength, loadNative } from '../../src/shared/native';
-import { HEAD_INCOMPLETE, NativeHead, parseResponseHead, parseResponseHeadLazy, parseResponseHeadNative } from '../../src/workers/http1';
+import { HEAD_INCOMPLETE, NativeHead, parseResponseHead, parseResponseHeadLazy, parseResponseHeadNative } from '../../src/workers/http/upstream/http1';
 
 const parse = loadNative().parseResponseHead;
 const compact = loadNative().compactResponseHead;

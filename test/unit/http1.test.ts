@@ -1,5 +1,5 @@
 /**
- * Upstream HTTP/1.1 response framing (src/workers/http1.ts): the response-head parser on
+ * Upstream HTTP/1.1 response framing (src/workers/http/upstream/http1.ts): the response-head parser on
  * valid, truncated, oversized and malformed heads, and the incremental chunked decoder on
  * whole bodies and on every way of splitting them.
  */
@@ -13,7 +13,7 @@ import {
   responseHasNoBody,
   type HeadError,
   type ParsedHead,
-} from '../../src/workers/http1';
+} from '../../src/workers/http/upstream/http1';
 
 const MAX = 8192;
 

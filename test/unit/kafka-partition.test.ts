@@ -1,5 +1,5 @@
 /**
- * Consistent-hash partitioning (src/shared/kafka-partition.ts): jump consistent hash is
+ * Consistent-hash partitioning (src/workers/producer/partitions.ts): jump consistent hash is
  * bit-exact with the paper's algorithm (published vectors and a BigInt transcription of the
  * C++), spreads keys evenly, moves only keys that must move when partitions are added, and
  * the key hash is the same natively and in JS.
@@ -7,7 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { jumpConsistentHash, keyHasher, keyPartition } from '../../src/shared/kafka-partition';
+import { jumpConsistentHash, keyHasher, keyPartition } from '../../src/workers/producer/partitions';
 import { jsNative, loadNative } from '../../src/shared/native';
 
 /** The paper's C++, transcribed with BigInt (64-bit unsigned arithmetic). */

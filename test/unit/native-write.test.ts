@@ -1,5 +1,5 @@
 /**
- * The addon's writeString (the worker's request-head write, src/workers/pool.ts Conn.writeText)
+ * The addon's writeString (the worker's request-head write, src/workers/http/upstream/pool.ts Conn.writeText)
  * on a real TCP connection: the UTF-8 bytes arrive as sent, a text over 16 KiB and a bad
  * descriptor are declined (-1) for the caller to write through the stream.
  */

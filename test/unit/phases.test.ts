@@ -1,11 +1,11 @@
 /**
- * buildPipeline (src/shared/phases.ts): hook arrays are collected once, in phase order,
+ * buildPipeline (src/workers/http/pipeline.ts): hook arrays are collected once, in phase order,
  * bound to their phase object, with phases lacking a hook left out.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sluiceError, type SluiceError } from '../../src/shared/errors';
-import { buildPipeline, ListResponseHead, type Peer, type Pipeline, type ProxyPhases, type ResponseHead, type Session } from '../../src/shared/phases';
+import { buildPipeline, ListResponseHead, type Peer, type Pipeline, type ProxyPhases, type ResponseHead, type Session } from '../../src/workers/http/pipeline';
 import { makeSession } from '../helpers';
 
 interface Ctx {

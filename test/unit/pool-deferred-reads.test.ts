@@ -1,5 +1,5 @@
 /**
- * Upstream bytes handed over at the end of the event-loop turn (src/workers/pool.ts) on real
+ * Upstream bytes handed over at the end of the event-loop turn (src/workers/http/upstream/pool.ts) on real
  * TCP connections to a real server, on both read paths: the addon's reader
  * (native/napi/src/reader.rs) and its JavaScript twin (Node's `onread`, then
  * Conn.deferRead). The owner gets the bytes in read order, before the connection's end or
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/pool';
+import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/http/upstream/pool';
 
 interface Upstream {
   readonly pool: HostPool;

@@ -1,5 +1,5 @@
 /**
- * Request heads sent at the end of the event-loop turn (src/workers/pool.ts, Conn.queueText)
+ * Request heads sent at the end of the event-loop turn (src/workers/http/upstream/pool.ts, Conn.queueText)
  * on real TCP connections to a real server: heads queued in one turn go out together when it
  * ends, a connection closed or given back to its pool before then sends nothing, and a
  * connection still connecting writes through its stream at once.
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/pool';
+import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/http/upstream/pool';
 
 interface Upstream {
   readonly pool: HostPool;

@@ -1,5 +1,5 @@
 /**
- * The PROXY protocol parser (src/shared/proxy-protocol.ts) with the header forms of HAProxy's
+ * The PROXY protocol parser (src/workers/http/downstream/proxy-protocol.ts) with the header forms of HAProxy's
  * spec, byte by byte, and the listener front's identity header value (clientCertValue) for
  * a certificate made by openssl.
  */
@@ -8,8 +8,8 @@ import { X509Certificate } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { frontOf } from '../../src/shared/config';
 import { formatAddressBytes } from '../../src/shared/cidr';
-import { parseProxyHeader, PP1_MAX_LENGTH, proxyV2Header, type ProxyHeader } from '../../src/shared/proxy-protocol';
-import { clientCertValue } from '../../src/workers/front';
+import { parseProxyHeader, PP1_MAX_LENGTH, proxyV2Header, type ProxyHeader } from '../../src/workers/http/downstream/proxy-protocol';
+import { clientCertValue } from '../../src/workers/http/downstream/front';
 import { proxyV2 } from '../raw-client';
 import { clientCert, createCa, issueCert } from '../tls-helpers';
 

@@ -1,11 +1,11 @@
 /**
- * formatAddress (src/workers/proxy.ts): the client address uWS hands over as raw bytes,
+ * formatAddress (src/workers/http/call.ts): the client address uWS hands over as raw bytes,
  * turned into the text used in X-Forwarded-For and logs (dotted IPv4, RFC 5952 IPv6).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isResponseHopBytes } from '../../src/shared/native';
-import { formatAddress, hostNameOf, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/proxy';
+import { formatAddress, hostNameOf, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/http/call';
 
 function ab(bytes: readonly number[]): ArrayBuffer {
   return new Uint8Array(bytes).buffer;

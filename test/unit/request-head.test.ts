@@ -14,7 +14,7 @@ import type { HttpRequest, TemplatedApp } from 'uWebSockets.js';
 import { createLogger, type Logger } from '../../src/shared/log';
 import { loadNative } from '../../src/shared/native';
 import { loadUws, uwsVersion } from '../../src/shared/uws';
-import { RequestReader, requestHeadAnswer, requestHeadsAvailable, requestReader, scanWithUws, type RequestHeadFn } from '../../src/workers/request-head';
+import { RequestReader, requestHeadAnswer, requestHeadsAvailable, requestReader, scanWithUws, type RequestHeadFn } from '../../src/workers/http/downstream/request-head';
 
 const uws = loadUws();
 const addon = loadNative();

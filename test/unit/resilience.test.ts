@@ -1,5 +1,5 @@
 /**
- * The pure parts of the resilience phases (src/workers/resilience.ts) and the primary's host
+ * The pure parts of the resilience phases (src/workers/http/phases/resilience.ts) and the primary's host
  * slots (src/main/host-slots.ts): rate-limit keys, outcome classification, retry
  * conditions, back-off, Retry-After, budget, idempotency; slot assignment across reloads.
  */
@@ -8,11 +8,11 @@ import { describe, test } from 'node:test';
 import { HostSlots } from '../../src/main/host-slots';
 import { buildConfig, type RetryConfig } from '../../src/shared/config';
 import { sluiceError } from '../../src/shared/errors';
-import type { Session } from '../../src/shared/phases';
+import type { Session } from '../../src/workers/http/pipeline';
 import { allocRateLimitTable, RateLimitTable } from '../../src/shared/rate-limit';
-import type { RequestCtx } from '../../src/workers/proxy';
+import type { RequestCtx } from '../../src/workers/http/call';
 import { makeSession } from '../helpers';
-import { backoffMs, compileRateKey, failureKind, mayRetryRequest, parseRetryAfter, RateLimitPhase, retryCondition, withinBudget } from '../../src/workers/resilience';
+import { backoffMs, compileRateKey, failureKind, mayRetryRequest, parseRetryAfter, RateLimitPhase, retryCondition, withinBudget } from '../../src/workers/http/phases/resilience';
 
 const session = (headers: string[], clientAddress = '10.0.0.1'): Session => makeSession({ headers, clientAddress });
 

@@ -1,11 +1,11 @@
 /**
- * The route table (src/workers/router.ts): first match wins, each condition kind, prefix
+ * The route table (src/workers/http/router.ts): first match wins, each condition kind, prefix
  * rewrites, header edits and weighted splits.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HeaderEdits, RouteAction, RouteConfig, RouteMatch } from '../../src/shared/config';
-import { Router, applyEdits, compileEdits, pickSplit, rewritePath, type CompiledEdits, type CompiledRoute } from '../../src/workers/router';
+import { Router, applyEdits, compileEdits, pickSplit, rewritePath, type CompiledEdits, type CompiledRoute } from '../../src/workers/http/router';
 
 const PROXY: RouteAction = { type: 'proxy', upstream: 'app' };
 

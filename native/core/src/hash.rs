@@ -26,7 +26,7 @@ pub fn xxh3_64(bytes: &[u8]) -> u64 {
 
 /// Jump consistent hash (Lamping and Veach, arXiv:1406.2294): the bucket in `[0, buckets)` of
 /// a 64-bit key, exactly the paper's C++; Kafka partitioning uses it with `hash_key(key)`
-/// (src/shared/kafka-partition.ts is the JavaScript twin). `buckets` 0 gives 0.
+/// (src/workers/producer/partitions.ts is the JavaScript twin). `buckets` 0 gives 0.
 pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
     let (mut b, mut j) = (-1i64, 0i64);
     while j < buckets as i64 {
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn jump_consistent_hash_matches_the_javascript_twin() {
-        // From jumpConsistentHash(hashKey(key), n) in src/shared/kafka-partition.ts.
+        // From jumpConsistentHash(hashKey(key), n) in src/workers/producer/partitions.ts.
         for (key, n, hash, want) in [
             ("one-key", 3, 8129219140097090u64, 2),
             ("user-1", 7, 6216368499779017, 1),

@@ -582,7 +582,7 @@ pub const COMPACT_TOO_LARGE: i32 = -2;
 
 /// Whether a response field (by name, any case) is never forwarded to the client: the
 /// hop-by-hop fields of RFC 9110 §7.6.1, and Date and Content-Length, which uWS writes itself.
-/// The worker's twin is `isResponseHop` (src/workers/proxy.ts).
+/// The worker's twin is `isResponseHop` (src/workers/http/call.ts).
 pub fn is_response_hop(name: &[u8]) -> bool {
     match name.len() {
         2 => eq_lower(name, b"te"),

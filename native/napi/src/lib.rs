@@ -515,7 +515,7 @@ const PEER_FROM_ACCEPT: i32 = 0x100;
 /// `uwsAcceptPeers` done), the address `accept` gave when the connection has one
 /// (accept_peers.rs), with PEER_FROM_ACCEPT added to the count; otherwise one `getpeername`,
 /// as in uWS. The caller checks each kind of answer against `getRemoteAddress` before
-/// trusting it (`PeerReader` in src/workers/client-address.ts). Bound by hand: once per
+/// trusting it (`PeerReader` in src/workers/http/downstream/client-address.ts). Bound by hand: once per
 /// request.
 ///
 /// # Safety

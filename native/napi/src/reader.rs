@@ -2,7 +2,7 @@
 //! pools sit in one epoll set of this addon, which libuv watches as one descriptor. When it
 //! is readable, `on_ready` reads every ready connection into one arena (no JavaScript), and
 //! in the loop's check phase `on_check` makes one call into JavaScript for all the reads of
-//! the turn (src/workers/pool.ts, `NativeReader`). The same call ends the turn for the
+//! the turn (src/workers/http/upstream/pool.ts, `NativeReader`). The same call ends the turn for the
 //! request heads JavaScript queued: it asks for it with `readerWant`, once per turn, instead
 //! of a `setImmediate` (whose `MakeCallback` and JavaScript entry cost about as much again).
 //!

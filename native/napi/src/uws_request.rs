@@ -16,7 +16,7 @@
 //! plausible size (a layout that is not the expected one answers "no", it does not crash on
 //! the first plausible-looking check); answer when the head has a byte >= 0x80 (uWS.js makes
 //! its strings with `NewFromUtf8`, a Latin-1 string would differ), or when it cannot describe
-//! every header. The caller (`RequestReader`, src/workers/request-head.ts) holds the first
+//! every header. The caller (`RequestReader`, src/workers/http/downstream/request-head.ts) holds the first
 //! answer of each listener to uWS's own functions before it trusts any.
 
 use std::ptr;

@@ -94,7 +94,7 @@ export interface NativeAddon extends NativeApi {
    * Sends the UTF-8 bytes of `text` (at most 16 KiB) on the connected socket `fd` with one
    * non-blocking `send`, bypassing Node's stream: 0 = all sent; k > 0 = the last k bytes were
    * not; -1 = nothing was (EAGAIN, an error, or a longer text). Only while the socket's
-   * stream has nothing queued (src/workers/pool.ts `Conn.writeText`).
+   * stream has nothing queued (src/workers/http/upstream/pool.ts `Conn.writeText`).
    */
   writeString(fd: number, text: string): number;
   /**
@@ -106,7 +106,7 @@ export interface NativeAddon extends NativeApi {
    * count; otherwise one `getpeername`. It finds the socket through uWS.js and uSockets
    * internals (native/napi/src/uws_socket.cc, accept_peers.rs): only for uWS responses of
    * this thread, and each kind of answer trusted only after a check against getRemoteAddress
-   * (src/workers/client-address.ts).
+   * (src/workers/http/downstream/client-address.ts).
    */
   uwsPeerAddress(res: object, out: Uint8Array, fromAccept?: boolean): number;
   /**
@@ -117,7 +117,7 @@ export interface NativeAddon extends NativeApi {
    * Null when it cannot answer, with `out[0]` saying why: -1 not a live request, -2 a byte
    * >= 0x80 in the head, -3 not the layout of uWS 20.30, -4 `out` too small. It reads uWS
    * internals (native/napi/src/uws_request.rs): trusted only after a check against uWS's own
-   * functions (src/workers/request-head.ts).
+   * functions (src/workers/http/downstream/request-head.ts).
    */
   uwsRequestHead(req: object): string | null;
   /** Binds this thread's Int32Array for uwsRequestHead's offsets (more than 6 slots); a later call replaces it. */
@@ -166,7 +166,7 @@ export interface NativeAddon extends NativeApi {
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
-   * fire-and-forget clients (src/workers/producer-process.ts).
+   * fire-and-forget clients (src/workers/producer/main.ts).
    */
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }

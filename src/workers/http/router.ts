@@ -3,7 +3,7 @@
  * turned into a small predicate up front, so matching a request costs a few string
  * comparisons for the common prefix routes and never compiles a regex per request.
  */
-import type { HeaderEdits, RouteAction, RouteConfig, RouteTimeouts } from '../shared/config';
+import type { HeaderEdits, RouteAction, RouteConfig, RouteTimeouts } from '../../shared/config';
 
 export interface CompiledRoute {
   readonly index: number;

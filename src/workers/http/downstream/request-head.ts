@@ -23,9 +23,9 @@
  * overwrites it); answer from the addon before the check passed.
  */
 import type { HttpRequest } from 'uWebSockets.js';
-import type { Logger } from '../shared/log';
-import { loadNative } from '../shared/native';
-import { uwsVersion } from '../shared/uws';
+import type { Logger } from '../../../shared/log';
+import { loadNative } from '../../../shared/native';
+import { uwsVersion } from '../../../shared/uws';
 
 /** What the handler reads from a request head; one object per thread, refilled per request. */
 export interface RequestScan {

@@ -17,7 +17,7 @@
  * rest in another (except after a short write, which only a full disk causes).
  */
 import { close, closeSync, openSync, write } from 'node:fs';
-import type { Logger } from '../shared/log';
+import type { Logger } from '../../../shared/log';
 
 /** Characters waiting for the disk before new lines are dropped. */
 const MAX_BUFFERED = 8 * 1024 * 1024;

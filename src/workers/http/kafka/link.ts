@@ -24,7 +24,7 @@
  */
 import * as net from 'node:net';
 
-import type { ErrorCode } from '../shared/errors';
+import type { ErrorCode } from '../../../shared/errors';
 import {
   DecodedReport,
   FRAME,
@@ -40,11 +40,11 @@ import {
   decodeStatus,
   decodeTxnReport,
   type KafkaRecord,
-} from '../shared/kafka-frames';
-import type { Logger } from '../shared/log';
+} from '../../../shared/kafka-frames';
+import type { Logger } from '../../../shared/log';
 
-export type { KafkaHeader, KafkaRecord } from '../shared/kafka-frames';
-export { KafkaDeliveryError } from '../shared/kafka-frames';
+export type { KafkaHeader, KafkaRecord } from '../../../shared/kafka-frames';
+export { KafkaDeliveryError } from '../../../shared/kafka-frames';
 
 /** One record's outcome: `err` null = acknowledged by Kafka at `partition`/`offset`. */
 export type KafkaReportCallback = (err: KafkaDeliveryError | null, partition: number, offset: number) => void;

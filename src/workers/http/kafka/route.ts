@@ -14,11 +14,11 @@
  * Must never: wait without a deadline, keep unbounded memory, or copy Authorization/Cookie
  * into Kafka headers unless the route allows it (the schema refuses them otherwise).
  */
-import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
-import type { KafkaRouteAction } from '../shared/config';
-import { ERRORS, sluiceError, type ErrorCode, type SluiceError } from '../shared/errors';
-import type { KafkaDeliveryError, KafkaHeader, KafkaLink, KafkaRecord } from './kafka-link';
-import type { CompiledRoute } from './router';
+import { coarseNow, track, untrack, type DeadlineHolder } from '../clock';
+import type { KafkaRouteAction } from '../../../shared/config';
+import { ERRORS, sluiceError, type ErrorCode, type SluiceError } from '../../../shared/errors';
+import type { KafkaDeliveryError, KafkaHeader, KafkaLink, KafkaRecord } from './link';
+import type { CompiledRoute } from '../router';
 
 /** What the route needs from the proxied request (implemented by ProxyCall). */
 export interface KafkaRouteHost {

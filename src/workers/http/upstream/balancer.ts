@@ -7,7 +7,7 @@
  * State is per worker: each worker balances its own share of the traffic, like nginx
  * workers do.
  */
-import { HDR_SIZE, jsNative, loadNative } from '../shared/native';
+import { HDR_SIZE, jsNative, loadNative } from '../../../shared/native';
 
 export interface BalancedHost {
   readonly weight: number;

@@ -8,8 +8,8 @@
  * never together with Content-Length.
  */
 
-import * as H from '../shared/native/head-parser';
-import type { NativeAddon, NativeApi } from '../shared/native';
+import * as H from '../../../shared/native/head-parser';
+import type { NativeAddon, NativeApi } from '../../../shared/native';
 
 export const HEAD_INCOMPLETE = 0;
 

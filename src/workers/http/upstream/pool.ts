@@ -34,9 +34,9 @@
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { getSystemErrorName } from 'node:util';
-import { coarseNow, track, untrack, type DeadlineHolder } from '../shared/clock';
-import type { PoolConfig } from '../shared/config';
-import { loadNative, READER_COUNT, READER_ENTRY_BASE } from '../shared/native';
+import { coarseNow, track, untrack, type DeadlineHolder } from '../clock';
+import type { PoolConfig } from '../../../shared/config';
+import { loadNative, READER_COUNT, READER_ENTRY_BASE } from '../../../shared/native';
 
 /** A group's TLS settings, built once per config (Upstreams.build); null on a pool = plain TCP. */
 export interface PoolTls {

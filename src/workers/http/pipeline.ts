@@ -15,7 +15,7 @@
  * Phases run synchronously on the worker's hot path: they must not block, must not call
  * Kafka, and should not allocate per request beyond what they add to the session.
  */
-import type { SluiceError } from './errors';
+import type { SluiceError } from '../../shared/errors';
 
 /** A downstream request as the pipeline sees it. Header names are lower case. */
 export interface Session {

@@ -14,19 +14,19 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { coarseNow, refreshNow, track, untrack, type DeadlineHolder } from '../shared/clock';
-import type { RetryConfig, SluiceConfig } from '../shared/config';
-import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../shared/errors';
-import { KIND_ACTIVE, KIND_PENDING } from '../shared/host-state';
-import type { Logger } from '../shared/log';
-import { findCaseless, type Peer, type Pipeline, type ResponseHead, type Session, type TryRecord } from '../shared/phases';
-import { formatAddressBytes, toAddress16 } from '../shared/cidr';
-import { forwardedClient } from './acl';
-import type { KafkaLink } from './kafka-link';
-import type { KafkaRouteHost } from './kafka-route';
-import { loadNative } from '../shared/native';
-import { acceptPeersAvailable, PeerReader } from './client-address';
-import { requestReader } from './request-head';
+import { coarseNow, refreshNow, track, untrack, type DeadlineHolder } from './clock';
+import type { RetryConfig, SluiceConfig } from '../../shared/config';
+import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../../shared/errors';
+import { KIND_ACTIVE, KIND_PENDING } from '../../shared/host-state';
+import type { Logger } from '../../shared/log';
+import { findCaseless, type Peer, type Pipeline, type ResponseHead, type Session, type TryRecord } from './pipeline';
+import { formatAddressBytes, toAddress16 } from '../../shared/cidr';
+import { forwardedClient } from './phases/acl';
+import type { KafkaLink } from './kafka/link';
+import type { KafkaRouteHost } from './kafka/route';
+import { loadNative } from '../../shared/native';
+import { acceptPeersAvailable, PeerReader } from './downstream/client-address';
+import { requestReader } from './downstream/request-head';
 import {
   CHUNKED_ERROR,
   ChunkedDecoder,
@@ -40,13 +40,13 @@ import {
   parseResponseHeadLazy,
   responseHasNoBody,
   type ParsedHead,
-} from './http1';
-import { readerArena, type Conn, type ConnOwner } from './pool';
-import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './resilience';
+} from './upstream/http1';
+import { readerArena, type Conn, type ConnOwner } from './upstream/pool';
+import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './phases/resilience';
 import type { CompiledRoute, Router } from './router';
-import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstreams';
+import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstream/upstreams';
 
-export { isRequestHop, isResponseHop } from './http1';
+export { isRequestHop, isResponseHop } from './upstream/http1';
 
 /** Everything a request needs from its worker; swapped whole on reload. */
 export interface ProxyEnv {
@@ -84,7 +84,7 @@ export interface RequestCtx extends KafkaRouteHost, PickState {
   readonly clientBytes: Uint8Array | null;
 }
 
-/** Who is behind a connection of the listener front (src/workers/front.ts implements it). */
+/** Who is behind a connection of the listener front (src/workers/http/downstream/front.ts implements it). */
 export interface FrontPeers {
   peer(res: HttpResponse): { readonly address: Uint8Array; readonly clientCert: string } | undefined;
 }
@@ -1297,7 +1297,7 @@ function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
 
 /**
  * The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY
- * protocol); `front` when the listener runs through the listener front (src/workers/front.ts).
+ * protocol); `front` when the listener runs through the listener front (src/workers/http/downstream/front.ts).
  */
 export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
   const peers = new PeerReader(front === undefined ? native.uwsPeerAddress : null, listener, front === undefined && acceptPeersAvailable());

@@ -14,9 +14,9 @@
  * addServerName crashes the process (src/shared/tls-certs.ts).
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import type { Logger } from '../shared/log';
-import type { TlsFiles, TlsSnapshot } from '../shared/tls-certs';
-import type { Uws } from '../shared/uws';
+import type { Logger } from '../../../shared/log';
+import type { TlsFiles, TlsSnapshot } from '../../../shared/tls-certs';
+import type { Uws } from '../../../shared/uws';
 import { notePeersOn } from './client-address';
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;

@@ -11,14 +11,14 @@
  * config explicitly allows it (the schema refuses them otherwise).
  */
 import { performance } from 'node:perf_hooks';
-import type { EventsConfig } from '../shared/config';
-import { EVENT_NULL, EventWriter } from '../shared/event-binary';
-import type { SluiceError } from '../shared/errors';
-import type { KafkaHeader } from '../shared/kafka-frames';
-import type { ProxyPhases, Session, TryRecord } from '../shared/phases';
-import { nextEventSeq } from '../shared/sab-layout';
-import type { KafkaLink } from './kafka-link';
-import type { RequestCtx } from './proxy';
+import type { EventsConfig } from '../../../shared/config';
+import { EVENT_NULL, EventWriter } from '../../../shared/event-binary';
+import type { SluiceError } from '../../../shared/errors';
+import type { KafkaHeader } from '../../../shared/kafka-frames';
+import type { ProxyPhases, Session, TryRecord } from '../pipeline';
+import { nextEventSeq } from '../../../shared/sab-layout';
+import type { KafkaLink } from '../kafka/link';
+import type { RequestCtx } from '../call';
 
 export interface EventCounters {
   produced: number;

@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type PoolConfig, type SluiceConfig, type UpstreamConfig, type UpstreamTimeouts, type UpstreamTlsConfig } from '../shared/config';
-import { sluiceError } from '../shared/errors';
-import { ADMIT, KIND_ACTIVE, PROBE, REJECT, inPanic, type HostStateTable } from '../shared/host-state';
-import { jsNative } from '../shared/native';
-import type { Peer, Session } from '../shared/phases';
+import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type PoolConfig, type SluiceConfig, type UpstreamConfig, type UpstreamTimeouts, type UpstreamTlsConfig } from '../../../shared/config';
+import { sluiceError } from '../../../shared/errors';
+import { ADMIT, KIND_ACTIVE, PROBE, REJECT, inPanic, type HostStateTable } from '../../../shared/host-state';
+import { jsNative } from '../../../shared/native';
+import type { Peer, Session } from '../pipeline';
 import { buildSelector, ConsistentHash, type Accept, type BalancedHost, type Selector } from './balancer';
 import { HostPool, type PoolTls } from './pool';
 

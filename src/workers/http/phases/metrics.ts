@@ -8,10 +8,10 @@
  * session already has and bumps typed-array slots.
  */
 import { performance } from 'node:perf_hooks';
-import type { RouteConfig } from '../shared/config';
-import type { MetricsRecorder } from '../shared/metrics';
-import type { ProxyPhases, Session } from '../shared/phases';
-import type { RequestCtx } from './proxy';
+import type { RouteConfig } from '../../../shared/config';
+import type { MetricsRecorder } from '../../../shared/metrics';
+import type { ProxyPhases, Session } from '../pipeline';
+import type { RequestCtx } from '../call';
 
 export class MetricsPhase implements ProxyPhases<RequestCtx> {
   /** `recorder` lives as long as the worker; `routes` are the config's (series made up front). */

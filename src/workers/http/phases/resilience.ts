@@ -7,14 +7,14 @@
  * Also the pure retry policy the proxy consults (which failures are retried, back-off,
  * Retry-After), kept here so that it is testable without sockets.
  */
-import type { FailureKind, RateLimitConfig, RetryConfig, RetryOn, RouteConfig } from '../shared/config';
-import { sluiceError, type SluiceError } from '../shared/errors';
-import { TRANSITION_CLOSED, TRANSITION_OPENED, TRANSITION_REOPENED } from '../shared/host-state';
-import type { Logger } from '../shared/log';
-import { monoOfPerf } from '../shared/mono';
-import type { Peer, ProxyPhases, ResponseHead, Session } from '../shared/phases';
-import { compilePolicy, namespaceOf, retryAfterSeconds, type CompiledPolicy, type Namespace, type RateLimitTable } from '../shared/rate-limit';
-import type { RequestCtx } from './proxy';
+import type { FailureKind, RateLimitConfig, RetryConfig, RetryOn, RouteConfig } from '../../../shared/config';
+import { sluiceError, type SluiceError } from '../../../shared/errors';
+import { TRANSITION_CLOSED, TRANSITION_OPENED, TRANSITION_REOPENED } from '../../../shared/host-state';
+import type { Logger } from '../../../shared/log';
+import { monoOfPerf } from '../../../shared/mono';
+import type { Peer, ProxyPhases, ResponseHead, Session } from '../pipeline';
+import { compilePolicy, namespaceOf, retryAfterSeconds, type CompiledPolicy, type Namespace, type RateLimitTable } from '../../../shared/rate-limit';
+import type { RequestCtx } from '../call';
 
 // ------------------------------------------------------------------ rate limiting
 

@@ -6,14 +6,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import type { SluiceConfig } from '../shared/config';
-import { sluiceError, type SluiceError } from '../shared/errors';
-import { findCaseless, type Peer, type ProxyPhases, type ResponseHead, type Session } from '../shared/phases';
-import type { RequestCtx } from './proxy';
-import { applyEdits, pickSplit, rewritePath, type Router } from './router';
-import type { KafkaLink } from './kafka-link';
-import { KafkaRouteCall } from './kafka-route';
-import type { Upstreams } from './upstreams';
+import type { SluiceConfig } from '../../../shared/config';
+import { sluiceError, type SluiceError } from '../../../shared/errors';
+import { findCaseless, type Peer, type ProxyPhases, type ResponseHead, type Session } from '../pipeline';
+import type { RequestCtx } from '../call';
+import { applyEdits, pickSplit, rewritePath, type Router } from '../router';
+import type { KafkaLink } from '../kafka/link';
+import { KafkaRouteCall } from '../kafka/route';
+import type { Upstreams } from '../upstream/upstreams';
 
 /**
  * Request ids shaped like UUIDv4 without a CSPRNG call per request: a random prefix drawn

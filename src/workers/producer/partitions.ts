@@ -12,7 +12,7 @@
  *
  * Must never: allocate per call, or import the Kafka client.
  */
-import { jsNative, loadNative, type NativeApi } from './native';
+import { jsNative, loadNative, type NativeApi } from '../../shared/native';
 
 // The LCG multiplier 2862933555777941757 = 0x27BB2EE6_87B0B0FD, in 16-bit limbs for exact
 // 64-bit arithmetic on doubles.

@@ -10,11 +10,11 @@
  * Both answer 403 SLUICE_ERR_FORBIDDEN. They read the address bytes makeHandler already
  * parsed (ctx.clientBytes): no parsing, no allocation per request.
  */
-import type { AclRule, SluiceConfig } from '../shared/config';
-import { compileAclRules, parseAddress, type CompiledAcl } from '../shared/cidr';
-import { sluiceError } from '../shared/errors';
-import type { ProxyPhases, Session } from '../shared/phases';
-import type { RequestCtx } from './proxy';
+import type { AclRule, SluiceConfig } from '../../../shared/config';
+import { compileAclRules, parseAddress, type CompiledAcl } from '../../../shared/cidr';
+import { sluiceError } from '../../../shared/errors';
+import type { ProxyPhases, Session } from '../pipeline';
+import type { RequestCtx } from '../call';
 
 function compile(rules: readonly AclRule[] | undefined): CompiledAcl | null {
   return rules === undefined || rules.length === 0 ? null : compileAclRules(rules);

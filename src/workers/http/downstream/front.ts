@@ -33,12 +33,12 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import { parseAddress } from '../shared/cidr';
-import type { Logger } from '../shared/log';
-import { loadNative } from '../shared/native';
-import { parseProxyHeader, proxyV2Header, type ProxyProtocolMode } from '../shared/proxy-protocol';
-import type { TlsFiles, TlsSnapshot } from '../shared/tls-certs';
-import type { Uws } from '../shared/uws';
+import { parseAddress } from '../../../shared/cidr';
+import type { Logger } from '../../../shared/log';
+import { loadNative } from '../../../shared/native';
+import { parseProxyHeader, proxyV2Header, type ProxyProtocolMode } from './proxy-protocol';
+import type { TlsFiles, TlsSnapshot } from '../../../shared/tls-certs';
+import type { Uws } from '../../../shared/uws';
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 

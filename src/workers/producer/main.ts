@@ -14,7 +14,7 @@
  * - Backpressure: produce() throwing ERR__QUEUE_FULL answers that record at once with -184
  *   (counted as queueFull); nothing here waits or grows without bound.
  * - Partitioning: librdkafka's partitioner, or jump consistent hash of the key's xxh3 over the
- *   topic's partition count (src/shared/kafka-partition.ts), counts cached from metadata.
+ *   topic's partition count (src/workers/producer/partitions.ts), counts cached from metadata.
  * - Fire-and-forget records marked unordered (request events), and those of async-only
  *   routes (ordered: ffAccept says when), go by default to the native client
  *   (native/napi/src/kafka_ff.rs): straight from the link's read buffer into librdkafka, one
@@ -55,7 +55,7 @@ import {
   wedgedAfterMs,
   type KafkaConfig,
   type LibrdkafkaConfig,
-} from '../shared/kafka-config';
+} from '../../shared/kafka-config';
 import {
   DecodedRecord,
   FRAME,
@@ -72,7 +72,7 @@ import {
   decodeProduceTxn,
   type DecodedHeader,
   type KafkaHeader,
-} from '../shared/kafka-frames';
+} from '../../shared/kafka-frames';
 import {
   PRODUCER_INIT_ENV,
   type ConnectionShutdownReport,
@@ -83,11 +83,11 @@ import {
   type ProducerStats,
   type ProducerToSupervisor,
   type SupervisorToProducer,
-} from '../shared/kafka-messages';
-import { jumpConsistentHash, keyHasher } from '../shared/kafka-partition';
-import { createLogger, type Logger } from '../shared/log';
-import { KAFKA_FF_ACCEPT_ORDERED, KAFKA_FF_ACCEPT_UNORDERED, KAFKA_FF_NOT_HANDLED, KAFKA_FF_REFUSED, loadNative, type KafkaFf } from '../shared/native';
-import { assertNever } from '../shared/messages';
+} from '../../shared/kafka-messages';
+import { jumpConsistentHash, keyHasher } from './partitions';
+import { createLogger, type Logger } from '../../shared/log';
+import { KAFKA_FF_ACCEPT_ORDERED, KAFKA_FF_ACCEPT_UNORDERED, KAFKA_FF_NOT_HANDLED, KAFKA_FF_REFUSED, loadNative, type KafkaFf } from '../../shared/native';
+import { assertNever } from '../../shared/messages';
 
 const TWO_32 = 4294967296;
 

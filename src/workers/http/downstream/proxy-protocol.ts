@@ -1,14 +1,14 @@
 /**
  * The PROXY protocol (HAProxy's spec, "The PROXY protocol", versions 1 and 2): the header a
  * load balancer sends before the client's bytes to say whom it accepted the connection from.
- * Parsed by the listener front (src/workers/front.ts) once, at the start of a connection;
+ * Parsed by the listener front (src/workers/http/downstream/front.ts) once, at the start of a connection;
  * written by it (v2) to hand each connection to the worker's internal uWS listener.
  *
  * Must never: read past the header (the caller passes the rest on), or accept a header the
  * spec calls invalid (a v1 line over 107 bytes, a v2 version other than 2, a truncated
  * address block).
  */
-import { parseAddress } from './cidr';
+import { parseAddress } from '../../../shared/cidr';
 
 /** Which versions a listener accepts. */
 export type ProxyProtocolMode = 'v1' | 'v2' | 'any';

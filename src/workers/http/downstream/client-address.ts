@@ -19,10 +19,10 @@
  * it; LastPeer copies what it keeps), or pass the addon anything but a live uWS response.
  */
 import type { HttpResponse, us_listen_socket } from 'uWebSockets.js';
-import { formatAddressBytes } from '../shared/cidr';
-import type { Logger } from '../shared/log';
-import { loadNative, PEER_FROM_ACCEPT } from '../shared/native';
-import { uwsBinaryFile } from '../shared/uws';
+import { formatAddressBytes } from '../../../shared/cidr';
+import type { Logger } from '../../../shared/log';
+import { loadNative, PEER_FROM_ACCEPT } from '../../../shared/native';
+import { uwsBinaryFile } from '../../../shared/uws';
 
 /**
  * NativeAddon.uwsPeerAddress: bytes written to `out` (4 or 16; plus PEER_FROM_ACCEPT when

@@ -10,30 +10,30 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import { frontOf, type SluiceConfig } from '../shared/config';
-import { createLogger, type Logger } from '../shared/log';
-import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../shared/messages';
-import { buildPipeline, type ProxyPhases } from '../shared/phases';
-import { loadUws, type Uws } from '../shared/uws';
+import { frontOf, type SluiceConfig } from '../../shared/config';
+import { createLogger, type Logger } from '../../shared/log';
+import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../../shared/messages';
+import { buildPipeline, type ProxyPhases } from './pipeline';
+import { loadUws, type Uws } from '../../shared/uws';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { EventsPhase, type EventCounters } from './events';
-import { KafkaLink } from './kafka-link';
-import { HostStateTable } from '../shared/host-state';
-import { RateLimitTable } from '../shared/rate-limit';
-import { AccessLogPhase, ForwardingPhase, RouteActionPhase, RoutingPhase } from './phases';
-import { aclPhases } from './acl';
-import { AccessLogFile } from './access-log-file';
-import { HostJudgePhase, RateLimitPhase } from './resilience';
-import { MetricsPhase } from './metrics-phase';
-import { MetricsRecorder } from '../shared/metrics';
-import { makeHandler, setOnFinished, type ListenerKind, type ProxyEnv, type RequestCtx, type WorkerStats } from './proxy';
+import { EventsPhase, type EventCounters } from './phases/events';
+import { KafkaLink } from './kafka/link';
+import { HostStateTable } from '../../shared/host-state';
+import { RateLimitTable } from '../../shared/rate-limit';
+import { AccessLogPhase, ForwardingPhase, RouteActionPhase, RoutingPhase } from './phases/builtin';
+import { aclPhases } from './phases/acl';
+import { AccessLogFile } from './phases/access-log-file';
+import { HostJudgePhase, RateLimitPhase } from './phases/resilience';
+import { MetricsPhase } from './phases/metrics';
+import { MetricsRecorder } from '../../shared/metrics';
+import { makeHandler, setOnFinished, type ListenerKind, type ProxyEnv, type RequestCtx, type WorkerStats } from './call';
 import { Router } from './router';
-import { FrontListener, type FrontOptions } from './front';
-import { TlsListener } from './tls-listener';
-import { notePeersOn } from './client-address';
-import { Upstreams } from './upstreams';
+import { FrontListener, type FrontOptions } from './downstream/front';
+import { TlsListener } from './downstream/tls-listener';
+import { notePeersOn } from './downstream/client-address';
+import { Upstreams } from './upstream/upstreams';
 
 const data = workerData as WorkerData;
 const port = parentPort;
@@ -115,14 +115,14 @@ let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
 /** The HTTPS listener (tls.*) when uWS terminates TLS itself; null without one. */
 let tlsListener: TlsListener | null = null;
-/** Listeners that run through the front (src/workers/front.ts); `tlsFront` is the HTTPS one among them. */
+/** Listeners that run through the front (src/workers/http/downstream/front.ts); `tlsFront` is the HTTPS one among them. */
 const fronts: FrontListener[] = [];
 let tlsFront: FrontListener | null = null;
 let draining = false;
 const DRAIN_SETTLE_MS = 50;
 
 /**
- * Starts a listener through the front (src/workers/front.ts) on host:port; an error message,
+ * Starts a listener through the front (src/workers/http/downstream/front.ts) on host:port; an error message,
  * or null once listening. The front's socket needs an IP literal (uWS resolves names itself).
  */
 async function startFront(uws: Uws, listener: ListenerKind, host: string, options: Omit<FrontOptions, 'host'>): Promise<string | null> {
@@ -274,7 +274,7 @@ port.on('message', (msg: PrimaryToWorker) => {
       env = buildEnv(msg.config, msg.hostSlots, env);
       log.setLevel(msg.config.log.level);
       // New certificates: a new HTTPS app on the same port; connections on the old one get
-      // shutdown.drainTimeoutMs to finish (src/workers/tls-listener.ts).
+      // shutdown.drainTimeoutMs to finish (src/workers/http/downstream/tls-listener.ts).
       if (msg.tls !== null && !draining) {
         tlsListener?.swap(msg.tls, msg.config.shutdown.drainTimeoutMs);
         tlsFront?.swap(msg.tls);
