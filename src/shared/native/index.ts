@@ -166,7 +166,7 @@ export interface NativeAddon extends NativeApi {
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
    * (native/napi/src/kafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
-   * fire-and-forget clients (src/workers/producer/main.ts).
+   * fire-and-forget clients (src/workers/producer/epoch-clients.ts).
    */
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }
