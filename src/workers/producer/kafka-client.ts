@@ -15,7 +15,8 @@ import type { PollMode } from '../../shared/kafka-messages';
 export { Producer };
 export type { DeliveryReport, LibrdKafkaError, Metadata };
 
-const CONNECT_TIMEOUT_MS = 5000;
+/** connect()'s timeout, and the floor of initTransactions' (transactions.ts). */
+export const CONNECT_TIMEOUT_MS = 5000;
 const POLL_INTERVAL_MS = 50;
 /** Bound on a client's disconnect at shutdown: librdkafka may wait for in-flight requests. */
 const DISCONNECT_WAIT_MS = 3000;
@@ -65,9 +66,6 @@ export class KafkaClients {
     else p.setPollInterval(POLL_INTERVAL_MS);
   }
 }
-
-/** The connect timeout, for the transactional producer's initTransactions. */
-export const CLIENT_CONNECT_TIMEOUT_MS = CONNECT_TIMEOUT_MS;
 
 /** Disconnects a client that failed to come up, if it got that far. */
 export function disconnectQuietly(p: Producer): void {

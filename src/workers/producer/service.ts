@@ -6,8 +6,9 @@
  * main-client.ts, native-client.ts, epoch-clients.ts, transactions.ts, and shutdown.ts
  * (the shutdown sequence).
  *
- * Must never: carry logic of its own beyond the wiring and the tick (a behaviour belongs in
- * the module of its concern), or load the Kafka client other than through kafka-client.ts.
+ * Must never (nor any module it wires): carry logic of its own beyond the wiring and the
+ * tick (a behaviour belongs in the module of its concern), crash on a record (a bad frame
+ * closes that link only), block the event loop, wait on a full queue, or log record contents.
  */
 import { librdkafkaConfig, redactedLibrdkafkaConfig, type KafkaConfig, type LibrdkafkaConfig } from '../../shared/kafka-config';
 import type { ProducerStatus } from '../../shared/kafka-frames';

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import { transactionalId, type KafkaConfig, type LibrdkafkaConfig } from '../../shared/kafka-config';
 import { DecodedRecord, KERR, decodeProduceTxn } from '../../shared/kafka-frames';
 import type { Logger } from '../../shared/log';
-import { CLIENT_CONNECT_TIMEOUT_MS, call, disconnectQuietly, type DeliveryReport, type KafkaClients, type LibrdKafkaError, type Producer } from './kafka-client';
+import { CONNECT_TIMEOUT_MS, call, disconnectQuietly, type DeliveryReport, type KafkaClients, type LibrdKafkaError, type Producer } from './kafka-client';
 import type { Ledger } from './ledger';
 import type { Conn, Links } from './links';
 import type { PartitionCounts } from './metadata';
@@ -84,7 +84,7 @@ export class Transactions {
         const p = this.d.clients.create(conf, this.onDelivery, 'txn-producer');
         try {
           await this.d.clients.connect(p);
-          await call((cb) => p.initTransactions(Math.max(CLIENT_CONNECT_TIMEOUT_MS, 10000), cb));
+          await call((cb) => p.initTransactions(Math.max(CONNECT_TIMEOUT_MS, 10000), cb));
         } catch (e) {
           disconnectQuietly(p);
           await retryPause(this.d.log, 'transactional producer not ready; retrying', attempt, e, backoff(attempt));
