@@ -8,6 +8,10 @@
 //! - [`event_json`]: a request event's JSON from the binary fields a worker sends.
 //! - [`frames`]: the producer link's `PRODUCE` body read in place (the native fire-and-forget
 //!   Kafka path).
+//! - [`sockets`]: a SO_REUSEPORT listener and a connection's peer address (libc).
+//! - [`uws20`]: the arithmetic on uWS.js 20.30's request and uSockets context layouts
+//!   (which span a request's header views describe, where a context keeps `on_open`), so that
+//!   it is tested here; the addon's `uws20` module does the reads.
 //! - [`ring`]: ketama ring and Maglev table builders, packed into one `u32` array each, plus
 //!   lookups (plain, bounded fallback walk with an eligibility mask, bounded load).
 //!
@@ -19,3 +23,5 @@ pub mod frames;
 pub mod hash;
 pub mod head;
 pub mod ring;
+pub mod sockets;
+pub mod uws20;

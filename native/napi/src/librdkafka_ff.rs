@@ -1,4 +1,5 @@
-//! Fire-and-forget Kafka records (request events) straight from link frames into librdkafka.
+//! The dlopen'ed librdkafka (never linked): fire-and-forget Kafka records (request events)
+//! straight from link frames into librdkafka, for the producer process (`KafkaFf`).
 //!
 //! The producer process's JavaScript path costs about 10 µs a record on its one thread:
 //! decoding the frame into objects, then the Kafka client's `produce()` argument conversion.
