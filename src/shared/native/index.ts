@@ -104,7 +104,7 @@ export interface NativeAddon extends NativeApi {
    * when `res` is no live uWS response. With `fromAccept` (after `uwsAcceptPeers`), the
    * address `accept` gave when the connection has one, with PEER_FROM_ACCEPT added to the
    * count; otherwise one `getpeername`. It finds the socket through uWS.js and uSockets
-   * internals (native/napi/src/uws_socket.cc, accept_peers.rs): only for uWS responses of
+   * internals (native/napi/src/uws20/socket.cc, uws20/accept_peers.rs): only for uWS responses of
    * this thread, and each kind of answer trusted only after a check against getRemoteAddress
    * (src/workers/http/downstream/client-address.ts).
    */
@@ -116,7 +116,7 @@ export interface NativeAddon extends NativeApi {
    * (query included), where its first `?` is (-1: none), and each header's name and value.
    * Null when it cannot answer, with `out[0]` saying why: -1 not a live request, -2 a byte
    * >= 0x80 in the head, -3 not the layout of uWS 20.30, -4 `out` too small. It reads uWS
-   * internals (native/napi/src/uws_request.rs): trusted only after a check against uWS's own
+   * internals (native/napi/src/uws20/request.rs): trusted only after a check against uWS's own
    * functions (src/workers/http/downstream/request-head.ts).
    */
   uwsRequestHead(req: object): string | null;
@@ -124,7 +124,7 @@ export interface NativeAddon extends NativeApi {
   uwsRequestBind(out: Int32Array): void;
   /**
    * Lets `uwsPeerAddress(res, out, true)` answer from the addresses `accept` gave, by
-   * wrapping each uWS context's `on_open` (native/napi/src/accept_peers.rs). `file` is the
+   * wrapping each uWS context's `on_open` (native/napi/src/uws20/accept_peers.rs). `file` is the
    * uWS.js binary this process loaded (`uwsBinaryFile()`). Whether it can; once per process.
    */
   uwsAcceptPeers(file: string): boolean;
@@ -164,7 +164,7 @@ export interface NativeAddon extends NativeApi {
   compactArenaHead(statusLine: string, extra: string): number;
   /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
-   * (native/napi/src/kafka_ff.rs); only in the producer process, after
+   * (native/napi/src/librdkafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
    * fire-and-forget clients (src/workers/producer/main.ts).
    */
@@ -188,7 +188,7 @@ export const KAFKA_FF_ACCEPT_UNORDERED = 1;
 /** `accept` bits: RF_FF_ORDERED records (async-only HTTP → Kafka routes). */
 export const KAFKA_FF_ACCEPT_ORDERED = 2;
 
-/** See NativeAddon.KafkaFf and native/napi/src/kafka_ff.rs. */
+/** See NativeAddon.KafkaFf and native/napi/src/librdkafka_ff.rs. */
 export interface KafkaFf {
   /**
    * Produces the PRODUCE body `buf[start, end)` of link `connNo` if it is a fire-and-forget

@@ -17,7 +17,7 @@
  *   topic's partition count (src/workers/producer/partitions.ts), counts cached from metadata.
  * - Fire-and-forget records marked unordered (request events), and those of async-only
  *   routes (ordered: ffAccept says when), go by default to the native client
- *   (native/napi/src/kafka_ff.rs): straight from the link's read buffer into librdkafka, one
+ *   (native/napi/src/librdkafka_ff.rs): straight from the link's read buffer into librdkafka, one
  *   call per run of frames, every report counted per link in native code.
  * - Without it (kafka.nativeFireAndForget false, or it cannot start), unordered records go to
  *   two more clients with `delivery.report.only.error`,
@@ -552,7 +552,7 @@ export class ProducerService {
 
   /**
    * The native fire-and-forget client, on the same librdkafka and properties as the others
-   * (native/napi/src/kafka_ff.rs). False when it cannot be made (logged): the JavaScript
+   * (native/napi/src/librdkafka_ff.rs). False when it cannot be made (logged): the JavaScript
    * fire-and-forget clients take its place.
    */
   private startFfNative(): boolean {
