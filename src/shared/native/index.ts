@@ -171,7 +171,7 @@ export interface NativeAddon extends NativeApi {
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }
 
-/** Added to uwsPeerAddress's byte count for an address `accept` gave (native/napi/src/lib.rs). */
+/** Added to uwsPeerAddress's byte count for an address `accept` gave (native/napi/src/uws20/mod.rs). */
 export const PEER_FROM_ACCEPT = 0x100;
 
 /** Where the reader writes the number of reads it hands to `onTurn` (native/napi/src/reader.rs COUNT). */
