@@ -1,14 +1,19 @@
 /**
- * The native addon (native/, Rust via napi-rs) and its JavaScript twins.
+ * The native addon (native/, Rust via napi-rs), and `jsNative`, the JavaScript hashing
+ * production uses on purpose.
  *
  * `loadNative()` loads build/Release/sluice_native.node (built by `npm ci` through
  * binding.gyp → native/build.js) and returns its functions, or throws a NativeLoadError saying how
- * to build it; it never falls back silently. `jsNative` has the same shape, implemented in
- * JavaScript (src/shared/native/*.ts): the reference the tests compare the addon with, and
- * what a caller may choose where crossing N-API costs more than it saves.
+ * to build it; it never falls back silently. `jsNative` is the addon's hashing, ring lookups
+ * and event formatting in JavaScript (hashing.ts, xxh3.ts, ../event-binary.ts), bit-exact with
+ * it: the callers that use it (key hashing for the balancer, rate limits and Kafka
+ * partitions, ring lookups in the balancer) hash short keys, where an N-API crossing costs
+ * more than the hash. The JavaScript response-head parser, which production never calls, is
+ * test/oracles/head-parser.ts; test/oracles/js-native.ts adds it to `jsNative` for the
+ * differential tests.
  *
- * Load the addon in the primary thread too (DESIGN §6): a shared library that some worker
- * loaded then stays mapped for the process's life, whatever workers come and go.
+ * Load the addon in the primary thread too: a shared library that some worker loaded then
+ * stays mapped for the process's life, whatever workers come and go.
  *
  * Must never: load anything but the addon file, or run code at import time beyond building
  * constant tables.
@@ -20,9 +25,8 @@ import * as path from 'node:path';
 
 import { formatEventJson } from '../event-binary';
 import * as hashing from './hashing';
-import * as head from './head-parser';
 
-export * from './head-parser';
+export * from './head-layout';
 export {
   KIND_KETAMA,
   KIND_MAGLEV,
@@ -250,10 +254,11 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'formatEventJson',
 ];
 
-/** The JavaScript twins, with exactly the addon's behaviour. */
-export const jsNative: NativeApi = Object.freeze({
-  parseResponseHead: head.parseResponseHead,
-  compactResponseHead: head.compactResponseHead,
+/** The functions of NativeApi that production runs in JavaScript (see the module doc). */
+export type JsNativeApi = Omit<NativeApi, 'parseResponseHead' | 'compactResponseHead'>;
+
+/** The addon's hashing, lookups and event formatting in JavaScript, with exactly its behaviour. */
+export const jsNative: JsNativeApi = Object.freeze({
   hashKey: hashing.hashKey,
   crc32: hashing.crc32,
   buildKetama: hashing.buildKetama,
