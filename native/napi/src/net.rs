@@ -63,6 +63,8 @@ pub unsafe extern "C" fn write_string_raw(env: sys::napi_env, info: sys::napi_ca
 /// `net.Server` listens on it with `listen({ fd })` and closes it). Node 20's `net` cannot set
 /// SO_REUSEPORT, and every HTTP worker thread needs its own socket on the shared port, as
 /// uWS's listeners have (the Linux kernel spreads new connections over the group).
+// Under cfg(test) napi-rs generates no registration, which leaves the function unused there.
+#[cfg_attr(test, allow(dead_code))]
 #[napi]
 pub fn listen_reuse_port(host: String, port: u32, backlog: i32) -> Result<i32> {
     use std::net::{IpAddr, SocketAddr};
