@@ -1,7 +1,9 @@
 //! Sluice hot-path primitives, free of any N-API dependency so that `cargo test` runs on them
-//! alone. The `sluice-native` crate (native/napi) is a thin glue layer over this crate, and
-//! `src/shared/native/*.ts` holds a JavaScript twin of every public function here; the unit tests
-//! in `test/unit/native-*.test.ts` check that both produce identical outputs.
+//! alone: every Rust test of the addon is here, since the `sluice-native` crate's test binary
+//! cannot link napi-rs code without Node. That crate (native/napi) is the N-API glue over this
+//! one. The JavaScript versions of the parser (test/oracles/head-parser.ts) and of the hashing
+//! and tables (src/shared/native/hashing.ts, used by production) are held to these functions by
+//! `test/unit/native-*.test.ts`.
 //!
 //! - [`head`]: one-call HTTP/1.1 response-head parser that reports offsets, never strings.
 //! - [`hash`]: key hashing (xxh3-64) and crc32 (for nginx-compatible ketama placement).
