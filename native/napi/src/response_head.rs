@@ -13,9 +13,9 @@ use crate::reader;
 
 /// `parseResponseHead(buf, start, end, out, maxHeadBytes?)`: see `sluice_core::head`;
 /// `maxHeadBytes` defaults to 65536. Called once per upstream response head, so it is bound
-/// by hand on raw N-API (`raw_exports`, lib.rs) rather than through `#[napi]`: measured on this
-/// VM, napi-rs's generated glue cost ~400–700 ns per call against ~60 ns for a plain C
-/// N-API function taking a Buffer, several times the parse itself.
+/// by hand on raw N-API (`raw_exports`, lib.rs) rather than through `#[napi]`: napi-rs's generated
+/// glue costs several times what a plain C N-API function taking a Buffer does, and more
+/// than the parse itself (docs/native.md, "Measured figures").
 ///
 /// # Safety
 /// Called by Node-API only, on the JS thread, with a valid `env` and `info`.

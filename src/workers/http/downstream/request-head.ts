@@ -6,7 +6,7 @@
  * Two ways to read it, with the same result:
  * - uWS.js's own functions: `getCaseSensitiveMethod`, `getUrl`, `getQuery`, and `forEach`,
  *   which calls back into JavaScript once per header with two new strings. Four calls into
- *   uWS and one call back per header: about 1.5 µs for a browser's ten headers.
+ *   uWS and one call back per header.
  * - the addon's `uwsRequestHead` (native/napi/src/uws20/request.rs): one call that reads
  *   uWS's parsed head and gives one Latin-1 string of its bytes with the offsets of every
  *   piece; the pieces are substrings of it. It answers only for heads of ASCII bytes that it
