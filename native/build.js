@@ -53,7 +53,7 @@ if (!cargo) {
 const args = ['build', '--release', '--locked', '-p', 'sluice-native', '--manifest-path', manifest];
 process.stderr.write(`[sluice native] ${cargo} ${args.join(' ')}\n`);
 const started = Date.now();
-// build.rs compiles src/uws_socket.cc against this Node's headers: the Node that will load the addon.
+// build.rs compiles src/uws20/socket.cc against this Node's headers: the Node that will load the addon.
 const nodeInclude = path.resolve(process.execPath, '..', '..', 'include', 'node');
 const build = spawnSync(cargo, args, { stdio: 'inherit', cwd: root, env: { ...process.env, SLUICE_NODE_INCLUDE: nodeInclude } });
 if (build.error) fail(`could not run cargo: ${build.error.message}`);

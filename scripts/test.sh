@@ -14,8 +14,8 @@ npx eslint src test bench || fail=1
 step "type check (tsc --noEmit)"
 npx tsc -p tsconfig.json --noEmit || fail=1
 
-step "native core (cargo test)"
-(cd native && cargo test --quiet -p sluice-core) || fail=1
+step "native (cargo test: every Rust test; they live in core, see docs/native.md)"
+(cd native && cargo test --quiet) || fail=1
 
 step "Kafka broker jars (Maven Central, cached outside the repo)"
 bash scripts/kafka.sh fetch || fail=1

@@ -15,7 +15,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { EVENT_NULL, EventWriter } from '../../src/shared/event-binary';
-import { HEADER_SLOTS, headOutLength, jsNative, loadNative, OUT_HEADER_COUNT, OUT_HEADERS, type HostSpec, type NativeApi } from '../../src/shared/native';
+import { HEADER_SLOTS, headOutLength, loadNative, OUT_HEADER_COUNT, OUT_HEADERS, type HostSpec, type NativeApi } from '../../src/shared/native';
+import { jsNative } from '../../test/oracles/js-native';
 import { isResponseHop } from '../../src/workers/http/upstream/http1';
 import { measure as measureAll, state } from './timing';
 

@@ -1,4 +1,4 @@
-//! napi-rs's link setup, plus src/uws_socket.cc compiled against the headers of the Node the
+//! napi-rs's link setup, plus src/uws20/socket.cc compiled against the headers of the Node the
 //! addon is built for: `SLUICE_NODE_INCLUDE` (native/build.js sets it from the Node running
 //! it), else `<prefix>/include/node` of the `node` on PATH. The V8 defines follow that Node's
 //! config.gypi the way node-gyp's common.gypi derives them: they change how V8's inline code
@@ -32,7 +32,7 @@ fn main() {
 
     let include = node_include_dir();
     println!("cargo:rerun-if-env-changed=SLUICE_NODE_INCLUDE");
-    println!("cargo:rerun-if-changed=src/uws_socket.cc");
+    println!("cargo:rerun-if-changed=src/uws20/socket.cc");
     let v8h = include.join("v8.h");
     let gypi = include.join("config.gypi");
     println!("cargo:rerun-if-changed={}", gypi.display());
@@ -51,7 +51,7 @@ fn main() {
     build
         .cpp(true)
         .std("c++17")
-        .file("src/uws_socket.cc")
+        .file("src/uws20/socket.cc")
         .flag("-isystem")
         .flag(include.to_str().expect("Node's include path is UTF-8"))
         .warnings(true);

@@ -87,7 +87,7 @@ describe('proxying and routing', () => {
   });
 
   test('X-Forwarded-For names each connection\'s own client while connections close and their descriptors are reused', async () => {
-    // The worker answers from the address accept gave (native/napi/src/accept_peers.rs; its
+    // The worker answers from the address accept gave (native/napi/src/uws20/accept_peers.rs; its
     // listener is wrapped when it starts): one connection per request, from a new address
     // each time, so a note left by an earlier connection on the same descriptor would show.
     const seen: string[] = [];

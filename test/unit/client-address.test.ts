@@ -1,8 +1,8 @@
 /**
- * The client address read through the addon (`uwsPeerAddress`, native/napi/src/uws_socket.cc)
+ * The client address read through the addon (`uwsPeerAddress`, native/napi/src/uws20/socket.cc)
  * against uWS's own getRemoteAddress, on real uWS apps and real client sockets: IPv4, IPv6,
  * TLS, many connections at once; an aborted response; the addresses `accept` gave
- * (native/napi/src/accept_peers.rs) across descriptor reuse and two contexts; and the reader's
+ * (native/napi/src/uws20/accept_peers.rs) across descriptor reuse and two contexts; and the reader's
  * checks that fall back when the addon disagrees.
  */
 import assert from 'node:assert/strict';

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMPACT_NOT_SIMPLE, COMPACT_TOO_LARGE, compactResponseHead, headOutLength, loadNative } from '../../src/shared/native';
+import { COMPACT_NOT_SIMPLE, COMPACT_TOO_LARGE, headOutLength, loadNative } from '../../src/shared/native';
+import { compactResponseHead } from '../oracles/head-parser';
 import { HEAD_INCOMPLETE, NativeHead, parseResponseHead, parseResponseHeadLazy, parseResponseHeadNative } from '../../src/workers/http/upstream/http1';
 
 const parse = loadNative().parseResponseHead;

@@ -14,12 +14,12 @@ import {
   HDR_SIZE,
   KIND_KETAMA,
   KIND_MAGLEV,
-  jsNative,
   loadNative,
   type HostSpec,
   type NativeApi,
 } from '../../src/shared/native';
-import { xxh3BigInt } from '../../src/shared/native/xxh3';
+import { jsNative } from '../oracles/js-native';
+import { xxh3BigInt } from '../oracles/xxh3';
 
 const native = loadNative();
 const IMPLS = [

@@ -40,10 +40,10 @@ import {
   OUT_VERSION_MINOR,
   contentLengthOf,
   headOutLength,
-  jsNative,
   loadNative,
   type NativeApi,
 } from '../../src/shared/native';
+import { jsNative } from '../oracles/js-native';
 
 const native = loadNative();
 

@@ -1,16 +1,15 @@
 /**
  * Upstream bytes handed over at the end of the event-loop turn (src/workers/http/upstream/pool.ts) on real
- * TCP connections to a real server, on both read paths: the addon's reader
- * (native/napi/src/reader.rs) and its JavaScript twin (Node's `onread`, then
- * Conn.deferRead). The owner gets the bytes in read order, before the connection's end or
- * error; a turn that reads more than its arena holds loses and mixes nothing; reading pauses
- * and resumes for backpressure; a connection still holding deferred bytes is never pooled.
+ * TCP connections to a real server, read by the addon's reader (native/napi/src/reader.rs),
+ * the one read path of plain TCP connections. The owner gets the bytes in read order, before
+ * the connection's end or error; a turn that reads more than its arena holds loses and mixes
+ * nothing; reading pauses and resumes for backpressure.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/http/upstream/pool';
+import { type Conn, type ConnOwner, HostPool } from '../../src/workers/http/upstream/pool';
 
 interface Upstream {
   readonly pool: HostPool;
@@ -64,23 +63,6 @@ async function connected(pool: HostPool): Promise<{ conn: Conn; seen: Seen }> {
   return { conn, seen };
 }
 
-/**
- * Runs `action` in the first check phase in which `ready()` holds, ahead of the pool's own
- * end-of-turn delivery (queued later in that turn, by the read): the moment when a read
- * has been deferred and not yet handed over. Resolves with what `action` returned.
- */
-function atTurnEnd<T>(ready: () => boolean, action: () => T): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let turns = 0;
-    const watch = (): void => {
-      if (ready()) resolve(action());
-      else if (++turns > 100_000) reject(new Error('the condition never held at the end of a turn'));
-      else setImmediate(watch);
-    };
-    setImmediate(watch);
-  });
-}
-
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(ok(), what);
@@ -100,196 +82,137 @@ function close(u: Upstream, ...conns: Conn[]): void {
   u.server.close();
 }
 
-for (const nativeRead of [true, false]) {
-  const path = nativeRead ? 'native reader' : 'Node onread';
-  const named = (what: string): string => `${path}: ${what}`;
-  const fresh = async (pool: HostPool): Promise<{ conn: Conn; seen: Seen }> => {
-    setNativeReads(nativeRead);
-    try {
-      return await connected(pool);
-    } finally {
-      setNativeReads(process.env.SLUICE_NATIVE_READS !== '0');
-    }
-  };
 
-  // The arena's own bookkeeping (Conn.deferred while reads wait): the JavaScript path.
-  if (!nativeRead) {
-    test(named('bytes read during a turn reach the owner once the turn ends, not in the read callback'), async () => {
-      const u = await upstream();
-      const { conn, seen } = await fresh(u.pool);
-      try {
-        await until('the server accepted', () => u.sockets.length === 1);
-        const deferred = atTurnEnd(
-          () => conn.deferred > 0 || seen.bytes.length > 0,
-          () => ({ deferred: conn.deferred, delivered: seen.bytes.length }),
-        );
-        (u.sockets[0] as Socket).write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-        assert.deepEqual(await deferred, { deferred: 1, delivered: 0 }, 'the read waited in the arena until the end of its turn');
-        await until('the owner got the bytes', () => seen.bytes.length > 0);
-        assert.equal(conn.deferred, 0);
-        assert.equal(Buffer.concat(seen.bytes).toString(), 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-      } finally {
-        close(u, conn);
-      }
-    });
+test('native reader: reading pauses for backpressure and resumes where it stopped', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const s = u.sockets[0] as Socket;
+    s.write('first');
+    await until('the first bytes arrived', () => seen.bytes.length === 1);
+    conn.pauseReading();
+    s.write('second');
+    // Several turns and 100 ms: nothing may arrive while paused.
+    for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(Buffer.concat(seen.bytes).toString(), 'first', 'bytes arrived while reading was paused');
+    conn.resumeReading();
+    await until('the rest arrived', () => Buffer.concat(seen.bytes).toString() === 'firstsecond');
+    assert.equal(conn.socket.bytesRead, 0, "Node's stream read nothing: the addon read it all");
+  } finally {
+    close(u, conn);
   }
+});
 
-  test(named('reading pauses for backpressure and resumes where it stopped'), async () => {
-    const u = await upstream();
-    const { conn, seen } = await fresh(u.pool);
-    try {
-      await until('the server accepted', () => u.sockets.length === 1);
-      const s = u.sockets[0] as Socket;
-      s.write('first');
-      await until('the first bytes arrived', () => seen.bytes.length === 1);
-      conn.pauseReading();
-      s.write('second');
-      // Several turns and 100 ms: nothing may arrive while paused.
-      for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(Buffer.concat(seen.bytes).toString(), 'first', 'bytes arrived while reading was paused');
-      conn.resumeReading();
-      await until('the rest arrived', () => Buffer.concat(seen.bytes).toString() === 'firstsecond');
-      if (nativeRead) assert.equal(conn.socket.bytesRead, 0, "Node's stream read nothing: the addon read it all");
-    } finally {
-      close(u, conn);
-    }
-  });
-
-  test(named('the last bytes before an upstream closes reach the owner before the end does'), async () => {
-    const u = await upstream();
-    const { conn, seen } = await fresh(u.pool);
-    try {
-      await until('the server accepted', () => u.sockets.length === 1);
-      // A body delimited by the close: bytes and FIN leave together.
-      const body = 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the close';
-      (u.sockets[0] as Socket).end(body);
-      await until('the owner saw the end', () => seen.ended);
-      assert.equal(Buffer.concat(seen.bytes).toString(), body);
-      assert.equal(seen.events.at(-1), 'end');
-      assert.ok(!seen.events.slice(0, -1).includes('end'), `data after the end: ${seen.events.join(',')}`);
-    } finally {
-      close(u, conn);
-    }
-  });
-
-  test(named('bytes and the end that were both waiting when reading resumed reach the owner, the end last'), async () => {
-    const u = await upstream();
-    const { conn, seen } = await fresh(u.pool);
-    try {
-      await until('the server accepted', () => u.sockets.length === 1);
-      const s = u.sockets[0] as Socket;
-      conn.pauseReading();
-      // Bytes and FIN sit in the socket before anything reads it: the reader (edge-triggered)
-      // then gets one event for both, and must read on past the short read to the end.
-      const body = 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nwaiting with the end';
-      s.end(body);
-      await once(s, 'finish');
-      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.deepEqual(seen.events, [], 'nothing arrives while reading is paused');
-      conn.resumeReading();
-      await until('the owner saw the end', () => seen.ended);
-      assert.equal(Buffer.concat(seen.bytes).toString(), body);
-      assert.equal(seen.events.at(-1), 'end');
-    } finally {
-      close(u, conn);
-    }
-  });
-
-  test(named('bytes followed by a reset reach the owner before the error does'), async () => {
-    const u = await upstream();
-    const { conn, seen } = await fresh(u.pool);
-    try {
-      await until('the server accepted', () => u.sockets.length === 1);
-      const s = u.sockets[0] as Socket;
-      s.write('HTTP/1.1 200 OK\r\n\r\npartial', () => s.resetAndDestroy());
-      await until('the owner saw the end', () => seen.ended);
-      assert.equal(Buffer.concat(seen.bytes).toString(), 'HTTP/1.1 200 OK\r\n\r\npartial');
-      assert.deepEqual(seen.events, ['data', 'end']);
-    } finally {
-      close(u, conn);
-    }
-  });
-
-  test(named('reads that overflow the turn arena push it out first: every connection gets its own bytes in order'), async () => {
-    const u = await upstream();
-    // 8 connections, 60,000 bytes each at once: each read stays under the 64 KiB read buffer
-    // (deferred), and together they pass the 256 KiB arena several times in one turn.
-    const conns = await Promise.all(Array.from({ length: 8 }, () => fresh(u.pool)));
-    try {
-      await until('the server accepted all', () => u.sockets.length === 8);
-      const sent = conns.map((_, i) => pattern(i, 60_000));
-      // Accept order and acquire order can differ: tell each connection which stream it gets.
-      for (let i = 0; i < 8; i++) (u.sockets[i] as Socket).write(sent[i] as Buffer);
-      await until('every owner got 60,000 bytes', () => conns.every(({ seen }) => Buffer.concat(seen.bytes).length === 60_000));
-      const got = conns.map(({ seen }) => Buffer.concat(seen.bytes));
-      for (const g of got) {
-        const i = sent.findIndex((s) => s.equals(g));
-        assert.ok(i !== -1, 'a connection got a stream that no socket sent (bytes mixed or reordered)');
-      }
-      assert.equal(new Set(got.map((g) => sent.findIndex((s) => s.equals(g)))).size, 8, 'each stream reached exactly one owner');
-      assert.ok(conns.every(({ conn }) => conn.deferred === 0));
-    } finally {
-      close(u, ...conns.map((c) => c.conn));
-    }
-  });
-
-  test(named('bytes left waiting when the turn arena fills are read in a later turn, with nothing new arriving'), async () => {
-    const u = await upstream();
-    // 20 connections with 60,000 bytes waiting each, all made ready in one turn: 1.2 MB, more
-    // than the reader's 1 MiB arena. What does not fit must be read later although no more
-    // bytes arrive to report it (an edge-triggered registration reports only new data).
-    const conns = await Promise.all(Array.from({ length: 20 }, () => fresh(u.pool)));
-    try {
-      await until('the server accepted all', () => u.sockets.length === 20);
-      for (const { conn } of conns) conn.pauseReading();
-      const sent = conns.map((_, i) => pattern(i + 40, 60_000));
-      await Promise.all(u.sockets.map((s, i) => new Promise((r) => s.write(sent[i] as Buffer, r))));
-      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
-      for (const { conn } of conns) conn.resumeReading();
-      await until('every owner got 60,000 bytes', () => conns.every(({ seen }) => Buffer.concat(seen.bytes).length === 60_000));
-      const got = conns.map(({ seen }) => Buffer.concat(seen.bytes));
-      assert.equal(new Set(got.map((g) => sent.findIndex((x) => x.equals(g)))).size, 20, 'each stream reached exactly one owner, whole');
-    } finally {
-      close(u, ...conns.map((c) => c.conn));
-    }
-  });
-
-  test(named('a response larger than the read buffer arrives whole and in order'), async () => {
-    const u = await upstream();
-    const { conn, seen } = await fresh(u.pool);
-    try {
-      await until('the server accepted', () => u.sockets.length === 1);
-      const big = pattern(3, 1024 * 1024);
-      (u.sockets[0] as Socket).write(big);
-      await until('the owner got 1 MiB', () => Buffer.concat(seen.bytes).length === big.length);
-      assert.ok(Buffer.concat(seen.bytes).equals(big));
-    } finally {
-      close(u, conn);
-    }
-  });
-
-  // The arena's own bookkeeping (Conn.deferred while reads wait): the JavaScript path.
-  if (!nativeRead) {
-    test(named('a connection given back with bytes still deferred is closed, not pooled'), async () => {
-      const u = await upstream();
-      const { conn } = await fresh(u.pool);
-      try {
-        await until('the server accepted', () => u.sockets.length === 1);
-        // The owner finished its exchange while more bytes of this connection wait in the arena
-        // (the upstream sent more than the response): the next request must never get them.
-        const released = atTurnEnd(
-          () => conn.deferred > 0,
-          () => {
-            u.pool.release(conn);
-            return { closed: conn.closed, idle: u.pool.idleCount };
-          },
-        );
-        (u.sockets[0] as Socket).write('stray');
-        assert.deepEqual(await released, { closed: true, idle: 0 });
-      } finally {
-        close(u, conn);
-      }
-    });
+test('native reader: the last bytes before an upstream closes reach the owner before the end does', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    // A body delimited by the close: bytes and FIN leave together.
+    const body = 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the close';
+    (u.sockets[0] as Socket).end(body);
+    await until('the owner saw the end', () => seen.ended);
+    assert.equal(Buffer.concat(seen.bytes).toString(), body);
+    assert.equal(seen.events.at(-1), 'end');
+    assert.ok(!seen.events.slice(0, -1).includes('end'), `data after the end: ${seen.events.join(',')}`);
+  } finally {
+    close(u, conn);
   }
+});
 
-}
+test('native reader: bytes and the end that were both waiting when reading resumed reach the owner, the end last', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const s = u.sockets[0] as Socket;
+    conn.pauseReading();
+    // Bytes and FIN sit in the socket before anything reads it: the reader (edge-triggered)
+    // then gets one event for both, and must read on past the short read to the end.
+    const body = 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nwaiting with the end';
+    s.end(body);
+    await once(s, 'finish');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(seen.events, [], 'nothing arrives while reading is paused');
+    conn.resumeReading();
+    await until('the owner saw the end', () => seen.ended);
+    assert.equal(Buffer.concat(seen.bytes).toString(), body);
+    assert.equal(seen.events.at(-1), 'end');
+  } finally {
+    close(u, conn);
+  }
+});
+
+test('native reader: bytes followed by a reset reach the owner before the error does', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const s = u.sockets[0] as Socket;
+    s.write('HTTP/1.1 200 OK\r\n\r\npartial', () => s.resetAndDestroy());
+    await until('the owner saw the end', () => seen.ended);
+    assert.equal(Buffer.concat(seen.bytes).toString(), 'HTTP/1.1 200 OK\r\n\r\npartial');
+    assert.deepEqual(seen.events, ['data', 'end']);
+  } finally {
+    close(u, conn);
+  }
+});
+
+test('native reader: reads that overflow the turn arena push it out first: every connection gets its own bytes in order', async () => {
+  const u = await upstream();
+  // 8 connections, 60,000 bytes each at once: each read stays under the 64 KiB read buffer
+  // (deferred), and together they pass the 256 KiB arena several times in one turn.
+  const conns = await Promise.all(Array.from({ length: 8 }, () => connected(u.pool)));
+  try {
+    await until('the server accepted all', () => u.sockets.length === 8);
+    const sent = conns.map((_, i) => pattern(i, 60_000));
+    // Accept order and acquire order can differ: tell each connection which stream it gets.
+    for (let i = 0; i < 8; i++) (u.sockets[i] as Socket).write(sent[i] as Buffer);
+    await until('every owner got 60,000 bytes', () => conns.every(({ seen }) => Buffer.concat(seen.bytes).length === 60_000));
+    const got = conns.map(({ seen }) => Buffer.concat(seen.bytes));
+    for (const g of got) {
+      const i = sent.findIndex((s) => s.equals(g));
+      assert.ok(i !== -1, 'a connection got a stream that no socket sent (bytes mixed or reordered)');
+    }
+    assert.equal(new Set(got.map((g) => sent.findIndex((s) => s.equals(g)))).size, 8, 'each stream reached exactly one owner');
+    assert.ok(conns.every(({ conn }) => conn.deferred === 0));
+  } finally {
+    close(u, ...conns.map((c) => c.conn));
+  }
+});
+
+test('native reader: bytes left waiting when the turn arena fills are read in a later turn, with nothing new arriving', async () => {
+  const u = await upstream();
+  // 20 connections with 60,000 bytes waiting each, all made ready in one turn: 1.2 MB, more
+  // than the reader's 1 MiB arena. What does not fit must be read later although no more
+  // bytes arrive to report it (an edge-triggered registration reports only new data).
+  const conns = await Promise.all(Array.from({ length: 20 }, () => connected(u.pool)));
+  try {
+    await until('the server accepted all', () => u.sockets.length === 20);
+    for (const { conn } of conns) conn.pauseReading();
+    const sent = conns.map((_, i) => pattern(i + 40, 60_000));
+    await Promise.all(u.sockets.map((s, i) => new Promise((r) => s.write(sent[i] as Buffer, r))));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    for (const { conn } of conns) conn.resumeReading();
+    await until('every owner got 60,000 bytes', () => conns.every(({ seen }) => Buffer.concat(seen.bytes).length === 60_000));
+    const got = conns.map(({ seen }) => Buffer.concat(seen.bytes));
+    assert.equal(new Set(got.map((g) => sent.findIndex((x) => x.equals(g)))).size, 20, 'each stream reached exactly one owner, whole');
+  } finally {
+    close(u, ...conns.map((c) => c.conn));
+  }
+});
+
+test('native reader: a response larger than the read buffer arrives whole and in order', async () => {
+  const u = await upstream();
+  const { conn, seen } = await connected(u.pool);
+  try {
+    await until('the server accepted', () => u.sockets.length === 1);
+    const big = pattern(3, 1024 * 1024);
+    (u.sockets[0] as Socket).write(big);
+    await until('the owner got 1 MiB', () => Buffer.concat(seen.bytes).length === big.length);
+    assert.ok(Buffer.concat(seen.bytes).equals(big));
+  } finally {
+    close(u, conn);
+  }
+});

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { type Conn, type ConnOwner, HostPool, setNativeReads } from '../../src/workers/http/upstream/pool';
+import { type Conn, type ConnOwner, HostPool } from '../../src/workers/http/upstream/pool';
 
 interface Upstream {
   readonly pool: HostPool;
@@ -170,15 +170,9 @@ test("with the reader open, the turn's heads go out on its check-phase call, bef
   }
 });
 
-test('Node read path (SLUICE_NATIVE_READS=0): heads still go out at the end of the turn', async () => {
+test('a head queued on a connection the reader reads goes out at the end of the turn', async () => {
   const u = await upstream();
-  setNativeReads(false);
-  let c: Conn;
-  try {
-    c = await connected(u.pool);
-  } finally {
-    setNativeReads(process.env.SLUICE_NATIVE_READS !== '0');
-  }
+  const c = await connected(u.pool);
   try {
     const head = 'GET /node HTTP/1.1\r\nhost: x\r\n\r\n';
     c.queueText(head);

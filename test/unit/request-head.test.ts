@@ -1,5 +1,5 @@
 /**
- * The request head read through the addon (`uwsRequestHead`, native/napi/src/uws_request.rs)
+ * The request head read through the addon (`uwsRequestHead`, native/napi/src/uws20/request.rs)
  * against uWS's own functions, on a real uWS app and raw client sockets: every header count
  * uWS accepts, empty values, queries (none, empty, several `?`), long URLs, lower-cased names,
  * several requests on one connection; a head with bytes >= 0x80 (the addon declines, the
@@ -83,7 +83,7 @@ function records(): { log: Logger; lines: Record<string, unknown>[] } {
 
 describe('uwsRequestHead', () => {
   test('is available with the uWS.js version it reads', () => {
-    assert.match(uwsVersion(), /^20\.30\./, 'uWS.js was upgraded: check native/napi/src/uws_request.rs against its HttpRequest layout');
+    assert.match(uwsVersion(), /^20\.30\./, 'uWS.js was upgraded: check native/napi/src/uws20/request.rs against its HttpRequest layout');
     assert.equal(requestHeadsAvailable(), true);
   });
 

@@ -34,6 +34,19 @@ pub const HDR_LEN: usize = 4;
 pub const KETAMA_POINTS_PER_WEIGHT: u32 = 160;
 /// Largest accepted weight of one host.
 pub const MAX_WEIGHT: u32 = 10_000;
+
+/// `maxSteps` as the lookups take it from JavaScript: NaN and negatives are 0, fractions round
+/// down, anything from 2^32 - 1 up (Infinity included) is `u32::MAX`, i.e. the whole table.
+/// The JavaScript twin does the same.
+pub fn steps(max_steps: f64) -> u32 {
+    if max_steps >= u32::MAX as f64 {
+        u32::MAX
+    } else if max_steps > 0.0 {
+        max_steps as u32
+    } else {
+        0
+    }
+}
 /// Largest accepted host count (host indices must fit the JS twin's sort key).
 pub const MAX_HOSTS: usize = 65_536;
 /// Cap on ring points (total weight * 160), i.e. 64 MiB of ring.
@@ -639,5 +652,16 @@ mod tests {
             split_host_port(b"unix:/tmp/s.sock"),
             (&b"/tmp/s.sock"[..], &b""[..])
         );
+    }
+
+    #[test]
+    fn steps_from_a_js_number() {
+        assert_eq!(steps(f64::NAN), 0);
+        assert_eq!(steps(-3.0), 0);
+        assert_eq!(steps(0.0), 0);
+        assert_eq!(steps(2.9), 2);
+        assert_eq!(steps(4294967294.0), 4294967294);
+        assert_eq!(steps(4294967295.0), u32::MAX);
+        assert_eq!(steps(f64::INFINITY), u32::MAX);
     }
 }

@@ -27,7 +27,7 @@ use std::ptr;
 
 use napi::sys;
 
-use crate::typed_array;
+use crate::args::typed_array;
 
 // ---- libuv, resolved from the Node executable at load time ------------------------------------
 
@@ -106,7 +106,7 @@ unsafe fn data_of(handle: *mut UvHandle) -> *mut Reader {
 }
 
 /// This thread's arena while the reader is open: the bytes of the reads `on_check` handed over
-/// stay there until the next poll phase (lib.rs parses heads in place from it).
+/// stay there until the next poll phase (response_head.rs parses heads in place from it).
 pub fn arena() -> Option<(*const u8, usize)> {
     let r = current();
     // SAFETY: a non-null reader is live until its cleanup hook, which clears READER first.

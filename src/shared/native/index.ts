@@ -1,14 +1,19 @@
 /**
- * The native addon (native/, Rust via napi-rs) and its JavaScript twins.
+ * The native addon (native/, Rust via napi-rs), and `jsNative`, the JavaScript hashing
+ * production uses on purpose.
  *
  * `loadNative()` loads build/Release/sluice_native.node (built by `npm ci` through
  * binding.gyp → native/build.js) and returns its functions, or throws a NativeLoadError saying how
- * to build it; it never falls back silently. `jsNative` has the same shape, implemented in
- * JavaScript (src/shared/native/*.ts): the reference the tests compare the addon with, and
- * what a caller may choose where crossing N-API costs more than it saves.
+ * to build it; it never falls back silently. `jsNative` is the addon's hashing, ring lookups
+ * and event formatting in JavaScript (hashing.ts, xxh3.ts, ../event-binary.ts), bit-exact with
+ * it: the callers that use it (key hashing for the balancer, rate limits and Kafka
+ * partitions, ring lookups in the balancer) hash short keys, where an N-API crossing costs
+ * more than the hash. The JavaScript response-head parser, which production never calls, is
+ * test/oracles/head-parser.ts; test/oracles/js-native.ts adds it to `jsNative` for the
+ * differential tests.
  *
- * Load the addon in the primary thread too (DESIGN §6): a shared library that some worker
- * loaded then stays mapped for the process's life, whatever workers come and go.
+ * Load the addon in the primary thread too: a shared library that some worker loaded then
+ * stays mapped for the process's life, whatever workers come and go.
  *
  * Must never: load anything but the addon file, or run code at import time beyond building
  * constant tables.
@@ -20,9 +25,8 @@ import * as path from 'node:path';
 
 import { formatEventJson } from '../event-binary';
 import * as hashing from './hashing';
-import * as head from './head-parser';
 
-export * from './head-parser';
+export * from './head-layout';
 export {
   KIND_KETAMA,
   KIND_MAGLEV,
@@ -104,7 +108,7 @@ export interface NativeAddon extends NativeApi {
    * when `res` is no live uWS response. With `fromAccept` (after `uwsAcceptPeers`), the
    * address `accept` gave when the connection has one, with PEER_FROM_ACCEPT added to the
    * count; otherwise one `getpeername`. It finds the socket through uWS.js and uSockets
-   * internals (native/napi/src/uws_socket.cc, accept_peers.rs): only for uWS responses of
+   * internals (native/napi/src/uws20/socket.cc, uws20/accept_peers.rs): only for uWS responses of
    * this thread, and each kind of answer trusted only after a check against getRemoteAddress
    * (src/workers/http/downstream/client-address.ts).
    */
@@ -116,7 +120,7 @@ export interface NativeAddon extends NativeApi {
    * (query included), where its first `?` is (-1: none), and each header's name and value.
    * Null when it cannot answer, with `out[0]` saying why: -1 not a live request, -2 a byte
    * >= 0x80 in the head, -3 not the layout of uWS 20.30, -4 `out` too small. It reads uWS
-   * internals (native/napi/src/uws_request.rs): trusted only after a check against uWS's own
+   * internals (native/napi/src/uws20/request.rs): trusted only after a check against uWS's own
    * functions (src/workers/http/downstream/request-head.ts).
    */
   uwsRequestHead(req: object): string | null;
@@ -124,7 +128,7 @@ export interface NativeAddon extends NativeApi {
   uwsRequestBind(out: Int32Array): void;
   /**
    * Lets `uwsPeerAddress(res, out, true)` answer from the addresses `accept` gave, by
-   * wrapping each uWS context's `on_open` (native/napi/src/accept_peers.rs). `file` is the
+   * wrapping each uWS context's `on_open` (native/napi/src/uws20/accept_peers.rs). `file` is the
    * uWS.js binary this process loaded (`uwsBinaryFile()`). Whether it can; once per process.
    */
   uwsAcceptPeers(file: string): boolean;
@@ -164,14 +168,14 @@ export interface NativeAddon extends NativeApi {
   compactArenaHead(statusLine: string, extra: string): number;
   /**
    * A fire-and-forget Kafka client on the librdkafka the Kafka client already loaded
-   * (native/napi/src/kafka_ff.rs); only in the producer process, after
+   * (native/napi/src/librdkafka_ff.rs); only in the producer process, after
    * @confluentinc/kafka-javascript was loaded. Its JavaScript twin is the producer's pair of
    * fire-and-forget clients (src/workers/producer/epoch-clients.ts).
    */
   KafkaFf: new (properties: readonly string[]) => KafkaFf;
 }
 
-/** Added to uwsPeerAddress's byte count for an address `accept` gave (native/napi/src/lib.rs). */
+/** Added to uwsPeerAddress's byte count for an address `accept` gave (native/napi/src/uws20/mod.rs). */
 export const PEER_FROM_ACCEPT = 0x100;
 
 /** Where the reader writes the number of reads it hands to `onTurn` (native/napi/src/reader.rs COUNT). */
@@ -188,7 +192,7 @@ export const KAFKA_FF_ACCEPT_UNORDERED = 1;
 /** `accept` bits: RF_FF_ORDERED records (async-only HTTP → Kafka routes). */
 export const KAFKA_FF_ACCEPT_ORDERED = 2;
 
-/** See NativeAddon.KafkaFf and native/napi/src/kafka_ff.rs. */
+/** See NativeAddon.KafkaFf and native/napi/src/librdkafka_ff.rs. */
 export interface KafkaFf {
   /**
    * Produces the PRODUCE body `buf[start, end)` of link `connNo` if it is a fire-and-forget
@@ -250,10 +254,11 @@ const API_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'formatEventJson',
 ];
 
-/** The JavaScript twins, with exactly the addon's behaviour. */
-export const jsNative: NativeApi = Object.freeze({
-  parseResponseHead: head.parseResponseHead,
-  compactResponseHead: head.compactResponseHead,
+/** The functions of NativeApi that production runs in JavaScript (see the module doc). */
+export type JsNativeApi = Omit<NativeApi, 'parseResponseHead' | 'compactResponseHead'>;
+
+/** The addon's hashing, lookups and event formatting in JavaScript, with exactly its behaviour. */
+export const jsNative: JsNativeApi = Object.freeze({
   hashKey: hashing.hashKey,
   crc32: hashing.crc32,
   buildKetama: hashing.buildKetama,

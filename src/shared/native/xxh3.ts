@@ -293,9 +293,3 @@ export function xxh3Low53(bytes: Uint8Array, len: number): number {
   run(bytes, len);
   return ((R[0] as number) & 0x1fffff) * TWO32 + ((R[1] as number) >>> 0);
 }
-
-/** xxh3-64 of `bytes[0 .. len)` as a BigInt (tests and debugging only: allocates). */
-export function xxh3BigInt(bytes: Uint8Array, len = bytes.length): bigint {
-  run(bytes, len);
-  return (BigInt((R[0] as number) >>> 0) << 32n) | BigInt((R[1] as number) >>> 0);
-}

@@ -1,6 +1,6 @@
 /**
  * The native fire-and-forget client (kafka.nativeFireAndForget, the default;
- * native/napi/src/kafka_ff.rs): a separate librdkafka client on the librdkafka the Kafka
+ * native/napi/src/librdkafka_ff.rs): a separate librdkafka client on the librdkafka the Kafka
  * client loaded, fed straight from a link's read buffer (one call per run of PRODUCE
  * frames), its every delivery report counted per link in native code and taken each tick.
  * It takes the fire-and-forget records marked unordered (request events) and, once it took

@@ -2,16 +2,16 @@
  * The TCP peer of a request on a uWS listener, read once per request.
  *
  * uWS 20.30's `getRemoteAddress` answers with a new ArrayBuffer every call, and V8's
- * ArrayBuffers are costly to make and to sweep: with its `getpeername`, 8 % of the CPU per
- * proxied request (docs/decisions.md, "The client address without an ArrayBuffer"). The
+ * ArrayBuffers are costly to make and to sweep: with its `getpeername`, a large share of the
+ * CPU per proxied request (docs/decisions.md, "The client address without an ArrayBuffer"). The
  * addon's `uwsPeerAddress` makes the same `getpeername` on the socket behind the response and
  * writes the address into this reader's buffer instead. It reads uWS.js and uSockets
- * internals to find the socket (native/napi/src/uws_socket.cc), so a reader trusts it only
+ * internals to find the socket (native/napi/src/uws20/socket.cc), so a reader trusts it only
  * after its first answer matched `getRemoteAddress`'s, and never again once one did not.
  *
  * With `fromAccept`, the addon answers without the `getpeername` too, from the address
- * `accept` gave for the connection (native/napi/src/accept_peers.rs), as nginx does: 1.6 % of
- * the worker's samples were that system call (docs/decisions.md, "The client address from
+ * `accept` gave for the connection (native/napi/src/uws20/accept_peers.rs), as nginx does: that
+ * system call was a visible share of the worker's samples (docs/decisions.md, "The client address from
  * accept"). Those answers are checked the same way, on their own: the first is held to
  * `getRemoteAddress`, and one that differs turns them off for good.
  *
@@ -34,11 +34,10 @@ let acceptPeers: boolean | undefined;
 
 /**
  * Whether readers may ask for the addresses `accept` gave: the addon found uSockets in the
- * uWS binary, and SLUICE_NATIVE_PEERS is not `0` (which keeps one `getpeername` per request,
- * to compare the two or to rule the hook out). Once per thread.
+ * uWS binary (otherwise one `getpeername` per request, as uWS does). Once per thread.
  */
 export function acceptPeersAvailable(): boolean {
-  acceptPeers ??= process.env.SLUICE_NATIVE_PEERS !== '0' && loadNative().uwsAcceptPeers(uwsBinaryFile());
+  acceptPeers ??= loadNative().uwsAcceptPeers(uwsBinaryFile());
   return acceptPeers;
 }
 

@@ -6,8 +6,8 @@
  * Two ways to read it, with the same result:
  * - uWS.js's own functions: `getCaseSensitiveMethod`, `getUrl`, `getQuery`, and `forEach`,
  *   which calls back into JavaScript once per header with two new strings. Four calls into
- *   uWS and one call back per header: about 1.5 µs for a browser's ten headers.
- * - the addon's `uwsRequestHead` (native/napi/src/uws_request.rs): one call that reads
+ *   uWS and one call back per header.
+ * - the addon's `uwsRequestHead` (native/napi/src/uws20/request.rs): one call that reads
  *   uWS's parsed head and gives one Latin-1 string of its bytes with the offsets of every
  *   piece; the pieces are substrings of it. It answers only for heads of ASCII bytes that it
  *   can describe whole; otherwise (null) the handler asks uWS, as for every request when the
@@ -16,8 +16,9 @@
  * Trust, as for the client address (client-address.ts): the first answer of each listener is
  * compared with uWS's functions on the same request, and only a match turns the addon's
  * reading on; a mismatch logs one error and keeps uWS's functions. The addon reads uWS
- * 20.30's layout, so it is asked only under that version (`uwsVersion`), and
- * `SLUICE_NATIVE_REQUEST=0` turns it off for a run.
+ * 20.30's layout, so it is asked only under that version (`uwsVersion`). uWS's functions stay
+ * the path for what the addon declines: heads with bytes >= 0x80 (uWS.js makes UTF-8 strings
+ * of them, a Latin-1 string would differ) and layouts it does not recognise.
  *
  * Must never: keep `requestScan` past the handler's synchronous use (the next request
  * overwrites it); answer from the addon before the check passed.
@@ -98,7 +99,7 @@ export function scanWithUws(req: HttpRequest): RequestScan {
 /** NativeAddon.uwsRequestHead: the head's text, with the bound `out` holding the count and offsets; or null. */
 export type RequestHeadFn = (req: object) => string | null;
 
-/** `out` slots (native/napi/src/uws_request.rs). */
+/** `out` slots (native/napi/src/uws20/request.rs). */
 const OUT_COUNT = 0;
 const OUT_METHOD = 1;
 const OUT_URL = 3;
@@ -116,9 +117,9 @@ export function requestHeadAnswer(): number {
   return requestOut[OUT_COUNT] as number;
 }
 
-/** Whether the addon may read request heads here: uWS 20.30's layout, and not turned off. */
+/** Whether the addon may read request heads here: uWS 20.30, whose layout it reads. */
 export function requestHeadsAvailable(): boolean {
-  return process.env.SLUICE_NATIVE_REQUEST !== '0' && uwsVersion().startsWith('20.30.');
+  return uwsVersion().startsWith('20.30.');
 }
 
 const enum Trust {

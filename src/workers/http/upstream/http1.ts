@@ -8,7 +8,7 @@
  * never together with Content-Length.
  */
 
-import * as H from '../../../shared/native/head-parser';
+import * as H from '../../../shared/native/head-layout';
 import type { NativeAddon, NativeApi } from '../../../shared/native';
 
 export const HEAD_INCOMPLETE = 0;

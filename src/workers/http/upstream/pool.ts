@@ -9,18 +9,16 @@
  * idle connections that receive bytes or close are dropped from the pool.
  *
  * Plain TCP connections are read by the addon (`NativeReader` below, native/napi/src/reader.rs):
- * into one arena per thread during the poll phase, handed to their owners once per turn. Its
- * twin is Node's `onread` into one buffer shared by every connection of the thread, without
- * the Readable stream (docs/decisions.md, "Upstream reads"). Either way the bytes an owner
- * gets in `onData` are only valid during that call; an owner that keeps any of them copies
- * them first; `onData` gets a range of the buffer, not a view of its own. TLS connections
- * still read through the stream.
+ * into one arena per thread during the poll phase, handed to their owners once per turn. The
+ * bytes an owner gets in `onData` are only valid during that call; an owner that keeps any of
+ * them copies them first; `onData` gets a range of the arena, not a view of its own. TLS
+ * connections read through the stream (`data` events): the TLS layer, not the socket,
+ * holds their plaintext, so the reader cannot read them.
  *
  * A request head with no body to follow is queued and sent with the turn's other heads once
  * the turn's I/O callbacks are done (`queueText`): a sleeping upstream is woken once per turn,
  * not once per request. The bytes read from plain TCP connections wait for the same moment
- * and are handed to their owners together, before the heads go out (`readerTurn`, and
- * `deferRead` on Node's path).
+ * and are handed to their owners together, before the heads go out (`readerTurn`).
  *
  * A pool with TLS settings (upstreams.NAME.tls) opens `node:tls` connections: SNI, chain and
  * host name verified, client certificate for mTLS, one TLS session kept for resumption. A
@@ -54,12 +52,6 @@ const ERRNO_CODE = /^E[A-Z]+$|^EAI_/;
 /** The reason part of an OpenSSL error string: `...:SSL routines:<function>:<reason>:<file>:...`. */
 const OPENSSL_REASON = /SSL routines:[^:]*:([^:]+):/;
 
-/**
- * The read buffer of every plain TCP upstream connection of this thread. Reads are handled
- * synchronously, one at a time, so one buffer serves them all.
- */
-const READ_BUFFER_BYTES = 64 * 1024;
-let readBuffer: Buffer | null = null;
 const native = loadNative();
 const writeString = native.writeString;
 
@@ -69,8 +61,7 @@ const writeString = native.writeString;
  * without a JavaScript call, and `readerTurn` hands the turn's reads to their owners at
  * the end of the turn. `conns` maps the slot each connection was watched with to it; a slot
  * freed during a turn is reused only after the next take, so that no read taken later can
- * reach a newer connection in the same slot. Node's own read path (`onread` into the read
- * buffer, then `deferRead`) is the JavaScript twin, used when `nativeReads` is off.
+ * reach a newer connection in the same slot.
  */
 interface NativeReader {
   readonly arena: Buffer;
@@ -81,14 +72,7 @@ interface NativeReader {
 }
 const READER_ARENA_BYTES = 1024 * 1024;
 const READER_MAX_READS = 1024;
-/** SLUICE_NATIVE_READS=0: Node's read path for every plain TCP connection (the twin). */
-let nativeReads = process.env.SLUICE_NATIVE_READS !== '0';
 let reader: NativeReader | null = null;
-
-/** Tests: run this thread's new connections on Node's read path (false) or the addon's. */
-export function setNativeReads(on: boolean): void {
-  nativeReads = on;
-}
 
 /** This thread's reader arena, once the reader is open: the reads it hands over are views of it. */
 export function readerArena(): Buffer | null {
@@ -128,7 +112,7 @@ function takeNativeReads(): void {
 
 function deliverNativeReads(r: NativeReader, n: number): void {
   const e = r.entries;
-  // Counted first, as deferRead counts: a connection that finishes its exchange while more
+  // Counted first: a connection that finishes its exchange while more
   // of its reads wait here is closed by HostPool.release, never handed to another request.
   for (let i = 0, j = READER_ENTRY_BASE; i < n; i++, j += 3) {
     const c = r.conns[e[j] as number];
@@ -171,68 +155,30 @@ let flushScheduled = false;
 let flushByReader = false;
 
 /**
- * Once the addon's reader is open, the end of the turn is its check-phase call (readerTurn),
- * which the turn's reads make anyway: one call into JavaScript per turn for the reads and the
- * heads, instead of a second one through setImmediate, whose MakeCallback, Immediate and
- * JavaScript entry measured ~1% of the worker's samples (docs/decisions.md, "The turn's
- * heads on the reader's call").
+ * The end of the turn is the reader's check-phase call (readerTurn), which the turn's reads
+ * make anyway: one call into JavaScript per turn for the reads and the heads, instead of a
+ * second one through setImmediate. Only a connected plain TCP connection queues a head, and
+ * connecting opened the reader, so readerWant answers 0; setImmediate stays for the one case
+ * it does not (the reader closed with its environment).
  */
-function scheduleFlush(viaReader: boolean): void {
+function scheduleFlush(): void {
   if (!flushScheduled) {
     flushScheduled = true;
-    // Node's read path (SLUICE_NATIVE_READS=0) keeps setImmediate: its reads are not the reader's.
-    flushByReader = viaReader && reader !== null && native.readerWant() === 0;
+    flushByReader = reader !== null && native.readerWant() === 0;
     if (!flushByReader) setImmediate(flushQueued);
   }
 }
 
-/**
- * Upstream bytes read during this turn, waiting for the end of it (`Conn.deferRead`): copied
- * into one arena, delivered in the order they were read. Handling the turn's responses
- * together, after its reads, sends their answers to the clients back to back, as the
- * request heads are sent. It measured about 5 % less CPU per proxied request in alternating
- * solo runs, 2 % in concurrent pairs (docs/decisions.md, "Upstream bytes at the end of the
- * turn"). The addon's reader does the same with its own arena (readerTurn).
- */
-const DEFER_ARENA_BYTES = 256 * 1024;
-let deferArena: Buffer | null = null;
-let deferBytes = 0;
-const deferConns: Conn[] = [];
-const deferEnds: number[] = [];
-
-/**
- * Hands every deferred read to its connection's owner, in read order. Runs at the end of the
- * turn, and earlier when the arena is full or a connection with deferred bytes ends (its
- * bytes come before its end). Nothing can be deferred while this runs: reads arrive only
- * from the event loop, never inside a synchronous delivery.
- */
-function flushDeferred(): void {
-  const arena = deferArena as Buffer;
-  const n = deferConns.length;
-  let start = 0;
-  for (let i = 0; i < n; i++) {
-    const c = deferConns[i] as Conn;
-    const end = deferEnds[i] as number;
-    c.deferred--;
-    c.deliverDeferred(arena, start, end);
-    start = end;
-  }
-  deferConns.length = 0;
-  deferEnds.length = 0;
-  deferBytes = 0;
-}
-
-/** The end of the turn through setImmediate: Node's read path, or before the reader opened. */
+/** The end of the turn through setImmediate, when the reader could not be asked (scheduleFlush). */
 function flushQueued(): void {
   if (!flushScheduled) return; // readerTurn sent them
   takeNativeReads();
   sendQueued();
 }
 
-/** The turn's deferred reads (Node's path), then its queued heads, in the order they were queued. */
+/** The turn's queued heads, in the order they were queued. */
 function sendQueued(): void {
   flushScheduled = false;
-  if (deferConns.length > 0) flushDeferred();
   const conns = queuedConns;
   const texts = queuedTexts;
   queuedConns = [];
@@ -269,30 +215,20 @@ export class Conn implements DeadlineHolder {
   private fd = -1;
   /** A request head waits in this turn's queue (queueText): not sent yet. */
   queued = false;
-  /** Reads of this connection waiting to be handed over (deferRead; counted during a native take). */
+  /** Reads of this connection being handed over (counted during a native take). */
   deferred = 0;
   /** The connection's slot in the native reader once watched, else -1 (Node reads it). */
   private slot = -1;
   /** The owner paused reading (backpressure). */
   private readPaused = false;
-  /** A plain TCP connection the native reader reads once connected (nativeReads when made). */
-  private readonly nativeRead: boolean;
 
   constructor(readonly pool: HostPool) {
     const tls = pool.tlsOptions;
     let s: Socket;
-    this.nativeRead = tls === null && nativeReads;
-    if (this.nativeRead) {
+    if (tls === null) {
       // The addon reads it once it is connected; paused, Node never starts reading it.
       s = connect({ host: pool.host, port: pool.port });
       s.pause();
-    } else if (tls === null) {
-      const buffer = (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
-      const callback = (n: number): boolean => {
-        this.deferRead(buffer, n);
-        return true; // backpressure pauses the socket itself (ProxyCall.waitWritable)
-      };
-      s = connect({ host: pool.host, port: pool.port, onread: { buffer, callback } });
     } else {
       s = pool.connectTls(tls);
       s.on('data', (chunk: Buffer) => this.deliver(chunk, 0, chunk.length));
@@ -304,7 +240,7 @@ export class Conn implements DeadlineHolder {
       this.connected = true;
       if (tls === null) {
         this.fd = socketFd(s);
-        if (this.nativeRead && !this.watch()) return;
+        if (!this.watch()) return;
       }
       this.owner?.onConnect(this);
     });
@@ -326,7 +262,6 @@ export class Conn implements DeadlineHolder {
 
   /** Hands over this connection's reads still waiting for the end of the turn. */
   private takeWaiting(): void {
-    if (this.deferred > 0) flushDeferred();
     if (this.slot !== -1) takeNativeReads();
   }
 
@@ -371,7 +306,7 @@ export class Conn implements DeadlineHolder {
     if (!this.readPaused) return;
     this.readPaused = false;
     if (this.slot !== -1) native.readerWatch(this.fd, this.slot, 1);
-    else if (!this.nativeRead) this.socket.resume();
+    else if (this.pool.tlsOptions !== null) this.socket.resume();
   }
 
   /**
@@ -411,7 +346,7 @@ export class Conn implements DeadlineHolder {
     this.queued = true;
     queuedConns.push(this);
     queuedTexts.push(text);
-    scheduleFlush(this.nativeRead);
+    scheduleFlush();
   }
 
   /** The end of the turn for a queued head (flushQueued), in the order they were queued. */
@@ -420,33 +355,7 @@ export class Conn implements DeadlineHolder {
     if (!this.closed) this.writeText(text);
   }
 
-  /**
-   * A plain TCP read of `n` bytes into the thread's read buffer: copied aside until the end
-   * of the turn (flushDeferred). A read that filled the buffer, on a connection with nothing
-   * deferred, is a large body on the move and goes to the owner at once (no copy; the owner's
-   * backpressure pauses the socket between reads). When the arena has no room, what it holds
-   * goes out first, then this read: the order of every connection's bytes is kept.
-   */
-  private deferRead(buffer: Buffer, n: number): void {
-    if (this.deferred === 0 && n === buffer.length) {
-      this.deliver(buffer, 0, n);
-      return;
-    }
-    const arena = (deferArena ??= Buffer.allocUnsafe(DEFER_ARENA_BYTES));
-    if (deferBytes + n > arena.length) {
-      flushDeferred();
-      this.deliver(buffer, 0, n);
-      return;
-    }
-    buffer.copy(arena, deferBytes, 0, n);
-    deferBytes += n;
-    deferConns.push(this);
-    deferEnds.push(deferBytes);
-    this.deferred++;
-    scheduleFlush(false);
-  }
-
-  /** A deferred read at the end of the turn; a connection closed since then drops it. */
+  /** A read the reader handed over at the end of the turn; a connection closed since then drops it. */
   deliverDeferred(buf: Buffer, start: number, end: number): void {
     if (!this.closed) this.deliver(buf, start, end);
   }

@@ -1,7 +1,7 @@
 //! The client address of a uWS connection as `accept` gave it, so a request does not pay a
 //! `getpeername` for it (nginx keeps the address `accept` returned the same way).
 //!
-//! uSockets (inside uWS.js 20.30) accepts a connection and calls its context's `on_open(s,
+//! uSockets (inside uWS.js 20.30; see mod.rs for the layouts this relies on) accepts a connection and calls its context's `on_open(s,
 //! is_client, ip, ip_length)` with the address bytes `accept4` wrote: 4 for IPv4, 16 for IPv6,
 //! 0 for anything else. uWS.js has no hook there, so the context's `on_open` is wrapped with
 //! `on_open_hook`, through uSockets' own setter (`us_socket_context_on_open`, found in the
@@ -30,6 +30,10 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 use std::sync::OnceLock;
+
+use sluice_core::uws20::marked_slot;
+
+use super::socket_fd;
 
 /// uSockets' `on_open` handler.
 type OnOpen = unsafe extern "C" fn(*mut c_void, c_int, *mut c_char, c_int) -> *mut c_void;
@@ -98,22 +102,13 @@ unsafe fn find(file: &CStr) -> Option<Usockets> {
     // timestamps, and five list pointers): room for any likely layout of the struct's head.
     let mut stand_in = [0usize; 256];
     set_on_open(0, stand_in.as_mut_ptr() as *mut c_void, marker);
-    let changed: Vec<usize> = stand_in.iter().enumerate().filter(|(_, &v)| v != 0).map(|(i, _)| i).collect();
-    match changed[..] {
-        [i] if stand_in[i] == marker as OnOpen as usize => Some(Usockets { context_of, set_on_open, on_open_at: i * std::mem::size_of::<usize>() }),
-        _ => None,
-    }
+    let i = marked_slot(&stand_in, marker as OnOpen as usize)?;
+    Some(Usockets { context_of, set_on_open, on_open_at: i * std::mem::size_of::<usize>() })
 }
 
 /// Only ever stored in the stand-in context of `find`.
 unsafe extern "C" fn marker(s: *mut c_void, _: c_int, _: *mut c_char, _: c_int) -> *mut c_void {
     s
-}
-
-/// The descriptor of a uSockets socket: its `us_poll_t` starts `{ uv_poll_t *uv_p; int fd; }`
-/// (the libuv backend uWS.js uses; see uws_socket.cc).
-pub unsafe fn socket_fd(s: *const c_void) -> i32 {
-    ptr::read_unaligned((s as *const u8).add(8) as *const i32)
 }
 
 /// The accept-time address of socket `s` into `out` (16 bytes): its length (4 or 16), or 0

@@ -1,7 +1,8 @@
-//! Fire-and-forget Kafka records (request events) straight from link frames into librdkafka.
+//! The dlopen'ed librdkafka (never linked): fire-and-forget Kafka records (request events)
+//! straight from link frames into librdkafka, for the producer process (`KafkaFf`).
 //!
-//! The producer process's JavaScript path costs about 10 µs a record on its one thread:
-//! decoding the frame into objects, then the Kafka client's `produce()` argument conversion.
+//! The producer process's JavaScript path spends most of a record's time on its one thread
+//! decoding the frame into objects, then in the Kafka client's `produce()` argument conversion.
 //! Here a `PRODUCE` body goes from the link's Buffer to `rd_kafka_produceva` without a
 //! JavaScript object (`sluice_core::frames` reads it in place; librdkafka copies).
 //!

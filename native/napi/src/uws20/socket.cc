@@ -1,5 +1,5 @@
-// The socket behind a uWebSockets.js 20.30 HttpResponse, for `uwsPeerAddress` (lib.rs) and
-// the accept-time addresses (accept_peers.rs).
+// The socket behind a uWebSockets.js 20.30 HttpResponse, for `uwsPeerAddress` (mod.rs), the
+// accept-time addresses (accept_peers.rs) and the request head (request.rs).
 //
 // The addon's only C++: reading an object's internal field has no C or N-API form, only V8's
 // C++ API. Compiled by build.rs against the headers of the Node that builds the addon, with
@@ -7,13 +7,13 @@
 // objects the way that Node lays them out.
 //
 // What it relies on, besides V8's public API (checked at run time by `PeerReader` in
-// src/workers/client-address.ts against uWS's own getRemoteAddress before it is trusted):
+// src/workers/http/downstream/client-address.ts against uWS's own getRemoteAddress before it is trusted):
 // - a uWS.js HttpResponse object has exactly one internal field, holding the
 //   uWS::HttpResponse*, which is the connection's us_socket_t* (uWS.js AppWrapper.h; null
 //   once the response was aborted);
 // - with uSockets' libuv backend, which uWS.js uses on every platform, a us_socket_t starts
 //   with its us_poll_t { uv_poll_t *uv_p; int fd; ... }: the descriptor is at byte 8
-//   (accept_peers.rs, socket_fd). uWS's own res_getRemoteAddress reads it there
+//   (mod.rs, socket_fd). uWS's own res_getRemoteAddress reads it there
 //   (`mov 0x8(%rax),%edi` before its getpeername);
 // - a uWS.js listen token is a v8::External of the us_listen_socket_t*, which starts with
 //   its us_socket_t (accept_peers.rs checks that the descriptor there is listening).
