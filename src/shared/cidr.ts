@@ -9,7 +9,7 @@
  *
  * Leaf module: imports nothing from the workers; nothing here throws on client input.
  */
-import type { AclRule } from './config';
+import type { AclRule } from './config/common';
 
 export interface Cidr {
   /** 16 bytes; IPv4 blocks are stored as ::ffff:a.b.c.d. */

@@ -31,6 +31,7 @@
  * for /status and tests, and `housekeeping`'s first call) or blocks (no Atomics.wait).
  * Never import from src/main or src/workers.
  */
+import type { BreakerConfig as UpstreamBreakerConfig, OutlierConfig } from './config/upstreams';
 import { monoMs } from './mono';
 
 // ---- Int32 fields of a slot --------------------------------------------------------------
@@ -201,34 +202,15 @@ export type ConcurrencyKind = typeof KIND_ACTIVE | typeof KIND_PENDING;
 
 export type Clock = () => number;
 
-/** Circuit-breaker settings, compiled once per configuration. */
-export interface BreakerConfig {
-  /** Open after this many consecutive failures; 0 = off. */
-  consecutiveFailures: number;
-  /** Open when failures / requests in the window reach this ratio (0..1); 0 = off. */
-  failureRatio: number;
-  /** Rolling window length for the ratio, split into 10 buckets. */
-  windowMs: number;
-  /** The ratio is not evaluated below this many requests in the window (at least 1). */
-  minRequests: number;
-  /** Cool-down: how long the breaker stays open before admitting probes. */
-  openMs: number;
-  /** Probes allowed in flight while half-open (at least 1). */
-  halfOpenProbes: number;
-  /** Successful probes that close the breaker (at least 1). */
-  closeAfter: number;
-}
+/**
+ * Circuit-breaker settings: upstreams.NAME.breaker without `failOn` (what counts as a failure
+ * is decided by the caller before it reports an outcome). consecutiveFailures or failureRatio
+ * 0 = that trigger off; windowMs is split into 10 buckets.
+ */
+export type BreakerConfig = Omit<UpstreamBreakerConfig, 'failOn'>;
 
-/** Passive outlier-detection settings (Envoy OutlierDetection, consecutive_5xx part). */
-export interface OutlierConfig {
-  /** Eject after this many consecutive errors; 0 = off. */
-  consecutiveErrors: number;
-  baseEjectionMs: number;
-  /** Cap of one ejection's length (the larger of this and baseEjectionMs applies, as in Envoy). */
-  maxEjectionMs: number;
-  /** Envoy's max_ejection_percent (default there: 10). */
-  maxEjectionPercent: number;
-}
+/** Passive outlier-detection settings (Envoy OutlierDetection, consecutive_5xx part): upstreams.NAME.outlierDetection. */
+export type { OutlierConfig };
 
 export interface HostSnapshot {
   slot: number;

@@ -1,6 +1,6 @@
 /**
  * The top-level `kafka` configuration section: its schema (in the format of ./schema.ts, with
- * environment variables, e.g. SLUICE_KAFKA_BROKERS), the `KafkaConfig` type it produces, the semantic checks that run
+ * environment variables, e.g. SLUICE_KAFKA_BROKERS), the `KafkaConfig` type derived from it, the semantic checks that run
  * after the schema, and `librdkafkaConfig()`, the one place that turns a KafkaConfig into
  * librdkafka producer properties (profile, then explicit overrides, then security, then
  * `extra`). docs/kafka.md documents every setting this produces.
@@ -9,74 +9,19 @@
  * client aborts the process), read the environment or the file system, or import anything
  * outside src/shared.
  */
-import { deepFreeze, envVars, parseEnvValue, validate, type ObjectSchema, type Schema, type SchemaIssue } from './schema';
+import { deepFreeze, envVars, parseEnvValue, typedObject, validate, type IntegerSchema, type ObjectSchema, type SchemaIssue, type Static, type StringSchema } from './schema';
 
 // ---------------------------------------------------------------- types
 
-export type KafkaProfile = 'throughput' | 'latency';
-export type KafkaCompression = 'zstd' | 'lz4' | 'snappy' | 'gzip' | 'none';
+/** What the section's schema produces (KAFKA_SCHEMA's `doc` strings describe each option). */
+export type KafkaConfig = Static<typeof KAFKA_SCHEMA>;
+export type KafkaSecurityConfig = KafkaConfig['security'];
+export type KafkaProfile = KafkaConfig['profile'];
+export type KafkaCompression = NonNullable<KafkaConfig['compression']>;
 /** Strings, so that YAML and the environment spell them the same way (`acks: "1"`). */
-export type KafkaAcks = 'all' | '1' | '0';
-export type KafkaSecurityProtocol = 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
-export type KafkaSaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
-
-export interface KafkaSecurityConfig {
-  readonly protocol: KafkaSecurityProtocol;
-  readonly saslMechanism: KafkaSaslMechanism;
-  readonly username?: string;
-  readonly password?: string;
-  /** PEM file of the CA(s) that signed the brokers' certificates (ssl.ca.location). */
-  readonly caFile?: string;
-  /** Client certificate (PEM) for mutual TLS (ssl.certificate.location). */
-  readonly certFile?: string;
-  /** Client private key (PEM) for mutual TLS (ssl.key.location). */
-  readonly keyFile?: string;
-  readonly keyPassword?: string;
-  /** Check the broker certificate's host name (ssl.endpoint.identification.algorithm=https). */
-  readonly verifyHostname: boolean;
-}
-
-export interface KafkaConfig {
-  /** Bootstrap brokers, comma-separated host:port. */
-  readonly brokers: string;
-  readonly clientId: string;
-  /** Names this Sluice instance in `transactional.id` (`sluice-<instanceId>-txn`); "" = host name. */
-  readonly instanceId: string;
-  readonly profile: KafkaProfile;
-  /** Overrides the profile's compression. */
-  readonly compression?: KafkaCompression;
-  /** Overrides the profile's linger.ms. */
-  readonly lingerMs?: number;
-  /** Overrides the profile's batch.size (bytes per partition batch). */
-  readonly batchBytes?: number;
-  /** Overrides the profile's batch.num.messages. */
-  readonly batchMessages?: number;
-  readonly acks: KafkaAcks;
-  readonly idempotence: boolean;
-  readonly queueMaxMessages: number;
-  readonly queueMaxKBytes: number;
-  readonly messageTimeoutMs: number;
-  /** librdkafka statistics interval (0 = off). */
-  readonly statisticsIntervalMs: number;
-  /** Start the transactional producer (needed by routes that produce batches in a transaction). */
-  readonly transactions: boolean;
-  readonly transactionTimeoutMs: number;
-  readonly security: KafkaSecurityConfig;
-  /** Raw librdkafka properties, applied last. */
-  readonly extra: Readonly<Record<string, string>>;
-  /** Per HTTP worker: bytes encoded for the producer but not yet accepted by the kernel. */
-  readonly socketBufferBytes: number;
-  /** Graceful shutdown: how long the producer may take to deliver what it accepted. */
-  readonly flushTimeoutMs: number;
-  /** Directory of the producer's Unix socket; "" = the OS temp dir. */
-  readonly socketDir: string;
-  /** Fire-and-forget records (request events) through the native client (else two JS clients). */
-  readonly nativeFireAndForget: boolean;
-  /** linger.ms of the fire-and-forget clients (request events, async-only routes): nobody waits for their records. */
-  readonly fireAndForgetLingerMs: number;
-  /** How long an HTTP worker holds fire-and-forget records for more before writing them to the producer. */
-  readonly linkLingerMs: number;
-}
+export type KafkaAcks = KafkaConfig['acks'];
+export type KafkaSecurityProtocol = KafkaSecurityConfig['protocol'];
+export type KafkaSaslMechanism = KafkaSecurityConfig['saslMechanism'];
 
 /** librdkafka producer properties, as `new Producer(...)` takes them. */
 export type LibrdkafkaConfig = Record<string, string | number | boolean>;
@@ -127,18 +72,22 @@ const INT32_MAX = 2147483647;
 const BROKERS = /^\s*[^\s,]+:\d{1,5}\s*(,\s*[^\s,]+:\d{1,5}\s*)*$/;
 const PROPERTY = /^[a-z][a-z0-9._-]*$/;
 
-const int = (doc: string, min: number, max: number, def?: number, env?: string): Schema => ({
-  kind: 'integer',
-  min,
-  max,
-  doc,
-  ...(def === undefined ? {} : { default: def }),
-  ...(env === undefined ? {} : { env }),
-});
+function int(doc: string, min: number, max: number, def: number, env?: string): IntegerSchema & { readonly default: number };
+function int(doc: string, min: number, max: number, def?: undefined, env?: string): IntegerSchema;
+function int(doc: string, min: number, max: number, def?: number, env?: string): IntegerSchema {
+  return {
+    kind: 'integer',
+    min,
+    max,
+    doc,
+    ...(def === undefined ? {} : { default: def }),
+    ...(env === undefined ? {} : { env }),
+  };
+}
 
-const path = (doc: string, env: string): Schema => ({ kind: 'string', minLength: 1, env, doc });
+const path = (doc: string, env: string): StringSchema => ({ kind: 'string', minLength: 1, env, doc });
 
-export const KAFKA_SCHEMA: ObjectSchema = {
+export const KAFKA_SCHEMA = typedObject({
   kind: 'object',
   defaultEmpty: true,
   doc: 'Kafka delivery: the producer process and the per-worker links to it (docs/kafka.md)',
@@ -327,7 +276,7 @@ export const KAFKA_SCHEMA: ObjectSchema = {
       doc: 'directory of the producer\'s Unix socket ("" = the OS temp dir)',
     },
   },
-};
+} as const satisfies ObjectSchema);
 
 // ---------------------------------------------------------------- librdkafka properties
 

@@ -80,6 +80,66 @@ export type Schema =
   | ArraySchema
   | UnionSchema;
 
+// ---------------------------------------------------------------- static types
+
+/**
+ * The TypeScript type a schema produces once validated (defaults filled), TypeBox-style:
+ * `type X = Static<typeof X_SCHEMA>`. Schemas must keep their literal types for this (declare
+ * them `as const satisfies ObjectSchema`, or build them with helpers that return literal
+ * types); a value typed only as `Schema` yields `unknown`. A property is present when it is
+ * required, has a default, or is an object/map filled empty (exactly when `validate` puts
+ * it in the output); otherwise it is optional.
+ */
+export type Static<S> = S extends { readonly [STATIC]: { readonly type: infer T } }
+  ? T
+  : S extends { readonly kind: 'integer' | 'number' }
+  ? number
+  : S extends { readonly kind: 'string'; readonly enum: readonly (infer E)[] }
+    ? E
+    : S extends { readonly kind: 'string' }
+      ? string
+      : S extends { readonly kind: 'boolean' }
+        ? boolean
+        : S extends { readonly kind: 'array'; readonly items: infer I }
+          ? readonly Static<I>[]
+          : S extends { readonly kind: 'map'; readonly values: infer V }
+            ? Readonly<Record<string, Static<V>>>
+            : S extends { readonly kind: 'object'; readonly properties: infer P }
+              ? StaticObject<P, S extends { readonly required: readonly (infer R)[] } ? R : never>
+              : S extends { readonly kind: 'union'; readonly tag: infer T extends string; readonly variants: infer V }
+                ? { [K in keyof V]: Flat<{ readonly [_ in T]: K } & Static<V[K]>> }[keyof V]
+                : unknown;
+
+/** Type-only: no schema object has this property at run time. */
+declare const STATIC: unique symbol;
+
+/**
+ * An object schema typed as a plain `ObjectSchema` (what code that walks schemas generically
+ * wants) that still carries, for `Static<>`, the type its literal produced and whether
+ * validation always fills it.
+ */
+export type TypedObjectSchema<T, Filled extends boolean> = ObjectSchema & { readonly [STATIC]: { readonly type: T; readonly filled: Filled } };
+
+/** Erases `s`'s literal type down to `TypedObjectSchema`; the value is returned unchanged. */
+export function typedObject<const S extends ObjectSchema>(s: S): TypedObjectSchema<Static<S>, S extends { readonly defaultEmpty: true } ? true : false> {
+  return s as unknown as TypedObjectSchema<Static<S>, S extends { readonly defaultEmpty: true } ? true : false>;
+}
+
+type Flat<T> = { [K in keyof T]: T[K] } & {};
+
+/** Keys of `P` that validation always fills: required ones, and those with a default. */
+type PresentKeys<P, R> = {
+  [K in keyof P]: K extends R
+    ? K
+    : P[K] extends { readonly default: unknown } | { readonly defaultEmpty: true } | { readonly [STATIC]: { readonly filled: true } }
+      ? K
+      : never;
+}[keyof P];
+
+type StaticObject<P, R> = Flat<
+  { readonly [K in PresentKeys<P, R>]: Static<P[K]> } & { readonly [K in Exclude<keyof P, PresentKeys<P, R>>]?: Static<P[K]> }
+>;
+
 export interface SchemaIssue {
   readonly path: string;
   readonly message: string;

@@ -16,7 +16,7 @@ import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'n
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import type { CertPair, TlsListenerConfig } from './config';
+import type { CertPair, TlsListenerConfig } from './config/listeners';
 import type { SchemaIssue } from './schema';
 
 /** Files as uWS options want them (validated copies in the snapshot directory). */

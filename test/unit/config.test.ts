@@ -1,5 +1,5 @@
 /**
- * Configuration loading (src/shared/config.ts): defaults, messages naming the option path,
+ * Configuration loading (src/shared/config/): defaults, messages naming the option path,
  * semantic checks, SLUICE_* overrides, deep freezing, and reading YAML/JSON files. Also the
  * error registry (src/shared/errors.ts), whose SLUICE_ERR_CONFIG code ConfigError carries.
  */

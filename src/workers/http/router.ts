@@ -3,20 +3,21 @@
  * turned into a small predicate up front, so matching a request costs a few string
  * comparisons for the common prefix routes and never compiles a regex per request.
  */
-import type { HeaderEdits, RouteAction, RouteConfig, RouteTimeouts } from '../../shared/config';
+import type { HeaderEdits, RouteConfig } from '../../shared/config';
 
+/** A route as the workers use it: its config's fields, plus what is computed from them once. */
 export interface CompiledRoute {
   readonly index: number;
-  readonly name: string;
-  readonly action: RouteAction;
+  readonly name: RouteConfig['name'];
+  readonly action: RouteConfig['action'];
   readonly config: RouteConfig;
   /** Prefix that rewrite replaces ('' when no rewrite). */
   readonly rewriteFrom: string;
   readonly rewriteTo: string;
   readonly requestEdits: CompiledEdits | null;
   readonly responseEdits: CompiledEdits | null;
-  readonly timeouts: RouteTimeouts | undefined;
-  readonly maxBodyBytes: number | undefined;
+  readonly timeouts: RouteConfig['timeouts'];
+  readonly maxBodyBytes: RouteConfig['maxBodyBytes'];
   /** For split actions: cumulative weights and their total. */
   readonly splitCumulative: readonly number[];
   readonly splitTotal: number;
