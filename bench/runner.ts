@@ -288,6 +288,7 @@ async function runScenario(env: Env, s: Scenario, runs: RunRecord[]): Promise<Sc
     contenders,
     rows,
     featurePairs: featurePairs(s.name, runs, env.loadgens),
+    basePairs: basePairs(s.name, runs, env.loadgens),
     nginxPairs: nginxPairs(s.name, runs, rows),
     ...(kafkaCounts.length > 0 ? { kafkaCounts } : {}),
     runErrors,
@@ -322,6 +323,13 @@ async function settledKafkaCounts(contender: string, adminPort: number): Promise
 function featurePairs(scenario: string, runs: readonly RunRecord[], loadgens: readonly LoadGenName[]): ScenarioOutcome['featurePairs'] {
   const mine = runs.filter((r) => r.scenario === scenario);
   const pairs = loadgens.map((lg) => ({ loadgen: lg, ratios: pairedCpuRatios(mine, 'sluice-1w', 'sluice-1w-off', lg) })).filter((p) => p.ratios.length > 0);
+  return pairs.length > 0 ? pairs : undefined;
+}
+
+/** Paired per-round ratios of sluice-1w over sluice-1w-base (the build in SLUICE_BENCH_BASE_DIR), when both ran. */
+function basePairs(scenario: string, runs: readonly RunRecord[], loadgens: readonly LoadGenName[]): ScenarioOutcome['basePairs'] {
+  const mine = runs.filter((r) => r.scenario === scenario);
+  const pairs = loadgens.map((lg) => ({ loadgen: lg, ratios: pairedCpuRatios(mine, 'sluice-1w', 'sluice-1w-base', lg) })).filter((p) => p.ratios.length > 0);
   return pairs.length > 0 ? pairs : undefined;
 }
 
@@ -379,7 +387,7 @@ function rerender(root: string, rawFile: string): void {
   const outcomes = raw.outcomes.map((o) => {
     if (o.notAvailable) return o;
     const rows = scenarioRows(o.scenario, o.contenders, raw.runs, raw.settings.loadgens);
-    return { ...o, rows, featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens), nginxPairs: nginxPairs(o.scenario, raw.runs, rows) };
+    return { ...o, rows, featurePairs: featurePairs(o.scenario, raw.runs, raw.settings.loadgens), basePairs: basePairs(o.scenario, raw.runs, raw.settings.loadgens), nginxPairs: nginxPairs(o.scenario, raw.runs, rows) };
   });
   // Files from before `name` was stored: the name is in the file name (DATE-NAME-HHMMSS.json).
   const name = raw.name ?? path.basename(rawFile, '.json').slice(11).replace(/-\d{6}$/, '');

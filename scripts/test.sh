@@ -11,6 +11,9 @@ step() { printf '\n=== %s\n' "$*"; }
 step "lint (eslint)"
 npx eslint src test bench || fail=1
 
+step "import cycles (madge; type-only imports count)"
+npx madge --circular --extensions ts --ts-config tsconfig.json src || fail=1
+
 step "type check (tsc --noEmit)"
 npx tsc -p tsconfig.json --noEmit || fail=1
 

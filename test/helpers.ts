@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import assert from 'node:assert/strict';
-import type { Session } from '../src/workers/http/pipeline';
+import type { Session } from '../src/workers/http/session';
 
 export const ROOT = join(__dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'src', 'main', 'index.js');

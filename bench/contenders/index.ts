@@ -3,10 +3,10 @@ import { direct } from './direct';
 import { haproxy } from './haproxy';
 import { nginx, nginxAll } from './nginx';
 import { nodeProxy } from './node-proxy';
-import { sluice1w, sluice1wOff, sluiceAll } from './sluice';
+import { sluice1w, sluice1wBase, sluice1wOff, sluiceAll } from './sluice';
 import type { Contender } from './types';
 
-export const CONTENDERS: readonly Contender[] = [direct, sluice1w, sluice1wOff, sluiceAll, nginx, nginxAll, haproxy, nodeProxy];
+export const CONTENDERS: readonly Contender[] = [direct, sluice1w, sluice1wBase, sluice1wOff, sluiceAll, nginx, nginxAll, haproxy, nodeProxy];
 
 /** Run when `--contenders` is not given. */
 export const DEFAULT_CONTENDERS = ['direct', 'sluice-1w', 'sluice-1w-off', 'sluice', 'nginx', 'nginx-all', 'haproxy', 'node-proxy'];

@@ -97,8 +97,8 @@ export function buildConfig(input: SluiceConfigInput): Record<string, unknown> {
   };
 }
 
-async function start(name: string, ctx: StartContext, workers: number, features = true): Promise<RunningContender> {
-  const main = path.join(ctx.root, 'dist', 'src', 'main', 'index.js');
+async function start(name: string, ctx: StartContext, workers: number, features = true, root = ctx.root): Promise<RunningContender> {
+  const main = path.join(root, 'dist', 'src', 'main', 'index.js');
   if (!fs.existsSync(main)) throw new Error(`${name}: Sluice is not built (${path.relative(ctx.root, main)} is missing)`);
   const configFile = path.join(ctx.workDir, 'sluice.json');
   const config = buildConfig({
@@ -114,7 +114,7 @@ async function start(name: string, ctx: StartContext, workers: number, features 
   return startProcess(name, ctx, {
     cmd: process.execPath,
     args: [main, '--config', configFile],
-    cwd: ctx.root,
+    cwd: root,
     env: { ...process.env, SLUICE_WORKERS: String(workers) },
   });
 }
@@ -133,6 +133,19 @@ export const sluiceAll: Contender = {
   pinning: 'all',
   supports,
   start: (ctx) => start('sluice', ctx, ctx.cpuCount),
+};
+
+/**
+ * Another build of Sluice (a checkout of an earlier commit, built there: `npm ci` or a
+ * node_modules link, `node native/build.js`, `npx tsc`), named by SLUICE_BENCH_BASE_DIR:
+ * the baseline of a change, measured in the same rounds as `sluice-1w`.
+ */
+export const sluice1wBase: Contender = {
+  name: 'sluice-1w-base',
+  description: `Sluice from the build in SLUICE_BENCH_BASE_DIR (${process.env.SLUICE_BENCH_BASE_DIR ?? 'unset'}), 1 worker thread: the base build of a change`,
+  pinning: 'proxy',
+  supports: (s) => (process.env.SLUICE_BENCH_BASE_DIR ?? '') !== '' && supports(s),
+  start: (ctx) => start('sluice-1w-base', ctx, 1, true, process.env.SLUICE_BENCH_BASE_DIR as string),
 };
 
 export const sluice1wOff: Contender = {

@@ -10,9 +10,9 @@
  */
 import { buildConfig } from '../../src/shared/config';
 import { MetricsRecorder } from '../../src/shared/metrics';
-import type { Session } from '../../src/workers/http/pipeline';
+import type { Session } from '../../src/workers/http/session';
 import { MetricsPhase } from '../../src/workers/http/phases/metrics';
-import type { RequestCtx } from '../../src/workers/http/call';
+import type { RequestCtx } from '../../src/workers/http/context';
 import { measure, reportCost } from './timing';
 
 const quick = process.argv.includes('--quick');

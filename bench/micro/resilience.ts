@@ -13,10 +13,11 @@
 import { buildConfig, hostKey } from '../../src/shared/config';
 import { allocHostState, HostStateTable } from '../../src/shared/host-state';
 import { createLogger } from '../../src/shared/log';
-import type { Peer, Session } from '../../src/workers/http/pipeline';
+import type { Peer, Session } from '../../src/workers/http/session';
 import { allocRateLimitTable, RateLimitTable } from '../../src/shared/rate-limit';
-import type { RequestCtx } from '../../src/workers/http/call';
-import { HostJudgePhase, RateLimitPhase } from '../../src/workers/http/phases/resilience';
+import type { RequestCtx } from '../../src/workers/http/context';
+import { HostJudgePhase } from '../../src/workers/http/phases/host-judge';
+import { RateLimitPhase } from '../../src/workers/http/phases/rate-limit';
 import { Upstreams } from '../../src/workers/http/upstream/upstreams';
 import { measure, reportCost } from './timing';
 

@@ -119,6 +119,24 @@ function dropText(o: ScenarioOutcome): string {
   return `; events dropped: ${fmtInt(k.eventsDropped)}, not delivered: ${fmtInt(k.enqueued - k.delivered)} of ${fmtInt(k.enqueued)}`;
 }
 
+/** sluice-1w against sluice-1w-base (another build of Sluice, run in the same rounds). */
+export function againstBase(outcomes: readonly ScenarioOutcome[]): string[] {
+  const out: string[] = [];
+  for (const o of outcomes) {
+    for (const now of o.rows.filter((r) => r.contender === 'sluice-1w')) {
+      const base = o.rows.find((r) => r.contender === 'sluice-1w-base' && r.loadgen === now.loadgen);
+      if (base === undefined || now.proxyCpuUsPerReq === null || base.proxyCpuUsPerReq === null) continue;
+      const ratios = o.basePairs?.find((p) => p.loadgen === now.loadgen)?.ratios ?? [];
+      const pairText = ratios.length === 0 ? '' : `; per-round pairs: median ${median(ratios).toFixed(3)}× over ${ratios.length} rounds (from ${Math.min(...ratios).toFixed(3)}× to ${Math.max(...ratios).toFixed(3)}×)`;
+      out.push(
+        `- **${o.scenario}** (${now.loadgen}): this build ${fmt(now.proxyCpuUsPerReq, 2)} µs CPU per request, the base build ${fmt(base.proxyCpuUsPerReq, 2)} ` +
+          `(medians: ${(now.proxyCpuUsPerReq / base.proxyCpuUsPerReq).toFixed(3)}×)${pairText}; ${fmtInt(now.rps)} vs ${fmtInt(base.rps)} req/s.`,
+      );
+    }
+  }
+  return out;
+}
+
 export function featureCost(outcomes: readonly ScenarioOutcome[]): string[] {
   const out: string[] = [];
   const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
@@ -292,6 +310,8 @@ export function renderMarkdown(
   }
   md.push('## Where Sluice is behind nginx', '');
   md.push(...verdict(outcomes, settings), '');
+  const base = againstBase(outcomes);
+  if (base.length > 0) md.push('## Against the base build (`sluice-1w-base`)', '', ...base, '');
   const cost = featureCost(outcomes);
   if (cost.length > 0) md.push('## What Sluice\'s features cost', '', ...cost, '');
   md.push('## Reading the table', '');

@@ -93,6 +93,8 @@ export interface ScenarioOutcome {
    * back in each round), per load generator: pairs cancel the slow drift of a shared machine.
    */
   readonly featurePairs?: readonly { readonly loadgen: string; readonly ratios: readonly number[] }[];
+  /** Paired per-round ratios of sluice-1w over sluice-1w-base (another build), when both ran. */
+  readonly basePairs?: readonly { readonly loadgen: string; readonly ratios: readonly number[] }[];
   /**
    * Each Sluice row's CPU/request ÷ its nginx row's, per round (same round, same load
    * generator): the same pairing for the comparison with nginx.

@@ -1,5 +1,5 @@
 /**
- * Active health checks, run by the primary thread (DESIGN.md §3 "Health"): every target gets
+ * Active health checks, run by the primary thread (docs/resilience.md, "Active health checks"): every target gets
  * an HTTP check (`GET <path>`, success iff the status is in `expectStatuses`) or a TCP check
  * (success iff the connection is accepted), one at a time, `intervalMs` (± jitter) after the
  * previous one ended. A host starts up; `fall` consecutive failures take it down and `rise`

@@ -6,7 +6,7 @@
  * Errors that cross threads or processes are plain `{code, message, source}` records,
  * because structured clone drops prototypes.
  *
- * docs/errors.md lists every code; test/unit/errors.test.ts fails when the two disagree.
+ * docs/errors.md lists every code; test/unit/docs.test.ts fails when the two disagree.
  */
 
 export type ErrorSource = 'upstream' | 'downstream' | 'internal' | 'config';
@@ -75,6 +75,8 @@ export class SluiceError extends Error {
   readonly retryable: boolean;
   /** Extra response header pairs for the error answer (Retry-After, RateLimit); null = none. */
   headers: readonly string[] | null = null;
+  /** The answer closes the connection (a head over the limits: nothing after it is read). */
+  close = false;
 
   constructor(code: ErrorCode, detail?: string) {
     const s = ERRORS[code];

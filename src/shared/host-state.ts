@@ -1,6 +1,6 @@
 /**
  * Per-upstream-host resilience state in one SharedArrayBuffer, read and updated by every
- * HTTP worker and written by the primary's health checker (DESIGN.md §3 "Health" and
+ * HTTP worker and written by the primary's health checker (docs/resilience.md: "Active health checks" and
  * "Circuit breaker"). One slot per (upstream group, address); the primary assigns slots.
  *
  * Per slot:

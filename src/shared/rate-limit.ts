@@ -1,7 +1,7 @@
 /**
  * The instance-wide rate-limit table: lock-free token buckets in one SharedArrayBuffer that
  * the primary allocates once (`allocRateLimitTable`) and hands to every HTTP worker, so that
- * "100 req/s" holds for the whole instance, not per worker (DESIGN §3 Rate limiting).
+ * "100 req/s" holds for the whole instance, not per worker (docs/resilience.md, "Rate limiting").
  *
  * - Fixed-size open addressing: `capacity` (a power of two) entries, a key probes at most
  *   MAX_PROBE consecutive slots from its home slot. Memory is bounded by construction.
@@ -115,8 +115,8 @@ export interface CompiledPolicy {
 }
 
 /**
- * The fixed-point constants. The scale starts from the brief's floor(2^30 / burst) units per
- * token; the refill per ms is then made a whole number of units, and the token re-sized to
+ * The fixed-point constants (docs/resilience.md, "Precision"). The scale starts from
+ * floor(2^30 / burst) units per token; the refill per ms is then made a whole number of units, and the token re-sized to
  * match it (unit = floor(unitsPerMs × 1000 / rate)). So a refill of el ms adds exactly
  * el × unitsPerMs: nothing is rounded away per refill (a per-refill floor would lose up to a
  * unit every ms and leave a 0.5/s bucket one unit short of a token after 2 s of 1 ms polls),

@@ -1,5 +1,5 @@
 /**
- * Request events end to end (DESIGN §4 "Request events"): the real Sluice process (primary,
+ * Request events end to end (docs/kafka.md, "Request events"): the real Sluice process (primary,
  * two HTTP workers, the producer child process) proxies real requests to a real upstream and
  * produces one JSON event per request to a real broker (the test broker of
  * test/kafka-helpers.ts); a KafkaConsumer reads the topic back. Checked: exactly one event per

@@ -1,5 +1,5 @@
 /**
- * Kafka delivery when things go wrong, end to end (DESIGN §4): the real Sluice process (two
+ * Kafka delivery when things go wrong, end to end (docs/kafka.md): the real Sluice process (two
  * HTTP workers, the producer child process) against the test broker of test/kafka-helpers.ts,
  * which these tests stop and start. Checked: with the broker down a sync Kafka route answers
  * 503 (with Retry-After) or 504 within the delivery bounds while proxied traffic is unaffected,

@@ -1,5 +1,5 @@
 /**
- * HTTP → Kafka routes end to end (DESIGN §4 "Kafka routes"): the real Sluice process (two
+ * HTTP → Kafka routes end to end (docs/kafka.md): the real Sluice process (two
  * HTTP workers and the producer child process) takes requests on `kafka` routes and produces
  * them to the test broker of test/kafka-helpers.ts; a KafkaConsumer reads every record back
  * at the partition/offset Sluice reported. Formats raw / NDJSON / JSON array, keys from a

@@ -16,7 +16,7 @@ import {
   toAddress16,
   type Cidr,
 } from '../../src/shared/cidr';
-import { forwardedClient, parseForwardedEntry } from '../../src/workers/http/phases/acl';
+import { forwardedClient, parseForwardedEntry } from '../../src/workers/http/phases/client-address';
 
 function hex(b: Uint8Array | null): string {
   return b === null ? 'null' : Buffer.from(b).toString('hex');

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { jsNative } from '../../src/shared/native';
-import type { Session } from '../../src/workers/http/pipeline';
+import type { Session } from '../../src/workers/http/session';
 import { buildSelector, ConsistentHash, type BalancedHost } from '../../src/workers/http/upstream/balancer';
 import { buildConfig } from '../../src/shared/config';
 import { compileHashKey, hashKeyIsSensitive, Upstreams } from '../../src/workers/http/upstream/upstreams';

@@ -10,7 +10,7 @@ import { buildConfig } from '../../src/shared/config';
 import { sluiceError } from '../../src/shared/errors';
 import { EVENT_NULL, EventWriter } from '../../src/shared/event-binary';
 import { jsNative, loadNative } from '../../src/shared/native';
-import type { Session } from '../../src/workers/http/pipeline';
+import type { Session } from '../../src/workers/http/session';
 import { EventsPhase } from '../../src/workers/http/phases/events';
 import type { KafkaLink } from '../../src/workers/http/kafka/link';
 import { NASTY, makeSession } from '../helpers';

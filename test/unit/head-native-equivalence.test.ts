@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMPACT_NOT_SIMPLE, COMPACT_TOO_LARGE, headOutLength, loadNative } from '../../src/shared/native';
 import { compactResponseHead } from '../oracles/head-parser';
-import { HEAD_INCOMPLETE, NativeHead, parseResponseHead, parseResponseHeadLazy, parseResponseHeadNative } from '../../src/workers/http/upstream/http1';
+import { HEAD_INCOMPLETE, NativeHead, parseResponseHeadLazy, parseResponseHeadNative } from '../../src/workers/http/upstream/http1';
+import { parseResponseHead } from '../oracles/parsed-head';
 
 const parse = loadNative().parseResponseHead;
 const compact = loadNative().compactResponseHead;

@@ -9,11 +9,11 @@ import {
   CHUNKED_ERROR,
   ChunkedDecoder,
   HEAD_INCOMPLETE,
-  parseResponseHead,
   responseHasNoBody,
   type HeadError,
   type ParsedHead,
 } from '../../src/workers/http/upstream/http1';
+import { parseResponseHead } from '../oracles/parsed-head';
 
 const MAX = 8192;
 

@@ -5,7 +5,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sluiceError, type SluiceError } from '../../src/shared/errors';
-import { buildPipeline, ListResponseHead, type Peer, type Pipeline, type ProxyPhases, type ResponseHead, type Session } from '../../src/workers/http/pipeline';
+import { buildPipeline, type Pipeline, type ProxyPhases } from '../../src/workers/http/pipeline';
+import { ListResponseHead, type Peer, type ResponseHead, type Session } from '../../src/workers/http/session';
 import { makeSession } from '../helpers';
 
 interface Ctx {
@@ -18,6 +19,8 @@ const HOOKS = [
   'accept',
   'requestFilter',
   'upstreamPeer',
+  'requestBodyFilter',
+  'shouldRetry',
   'upstreamRequestFilter',
   'attemptDone',
   'responseFilter',
@@ -33,6 +36,8 @@ function fullPhase(name: string): Required<ProxyPhases<Ctx>> {
     accept: (_s, c) => (c.log.push(`${name}.accept`), true),
     requestFilter: (_s, c) => (c.log.push(`${name}.requestFilter`), false),
     upstreamPeer: (_s, _t, c) => (c.log.push(`${name}.upstreamPeer`), null),
+    requestBodyFilter: (_s, c) => void c.log.push(`${name}.requestBodyFilter`),
+    shouldRetry: (_s, _e, _st, _ra, c) => (c.log.push(`${name}.shouldRetry`), -1),
     upstreamRequestFilter: (_s, _h, c) => void c.log.push(`${name}.upstreamRequestFilter`),
     attemptDone: (_s, _p, _st, _e, c) => void c.log.push(`${name}.attemptDone`),
     responseFilter: (_s, _h, c) => void c.log.push(`${name}.responseFilter`),
@@ -53,6 +58,8 @@ function runAll(p: Pipeline<Ctx>): string[] {
   for (const f of p.accept) f(s, ctx);
   for (const f of p.requestFilter) f(s, ctx);
   for (const f of p.upstreamPeer) f(s, [], ctx);
+  for (const f of p.requestBodyFilter) f(s, ctx);
+  for (const f of p.shouldRetry) f(s, err, 0, '', ctx);
   for (const f of p.upstreamRequestFilter) f(s, [], ctx);
   for (const f of p.attemptDone) f(s, peer, 200, null, ctx);
   for (const f of p.responseFilter) f(s, head, ctx);
@@ -89,6 +96,8 @@ describe('buildPipeline', () => {
         ['accept', 1],
         ['requestFilter', 2],
         ['upstreamPeer', 1],
+        ['requestBodyFilter', 1],
+        ['shouldRetry', 1],
         ['upstreamRequestFilter', 1],
         ['attemptDone', 1],
         ['responseFilter', 1],

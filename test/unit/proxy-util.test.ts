@@ -5,7 +5,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isResponseHopBytes } from '../../src/shared/native';
-import { formatAddress, hostNameOf, isRequestHop, isResponseHop, LastPeer } from '../../src/workers/http/call';
+import { formatAddress, hostNameOf, LastPeer } from '../../src/workers/http/downstream/handler';
+import { isRequestHop, isResponseHop } from '../../src/workers/http/upstream/http1';
 
 function ab(bytes: readonly number[]): ArrayBuffer {
   return new Uint8Array(bytes).buffer;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nextRequestId } from '../../src/workers/http/phases/builtin';
+import { nextRequestId } from '../../src/workers/http/phases/forwarding';
 
 test('generated request ids are UUID-shaped and distinct', () => {
   const seen = new Set<string>();

@@ -8,11 +8,13 @@ import { describe, test } from 'node:test';
 import { HostSlots } from '../../src/main/host-slots';
 import { buildConfig, type RetryConfig } from '../../src/shared/config';
 import { sluiceError } from '../../src/shared/errors';
-import type { Session } from '../../src/workers/http/pipeline';
+import type { Session } from '../../src/workers/http/session';
 import { allocRateLimitTable, RateLimitTable } from '../../src/shared/rate-limit';
-import type { RequestCtx } from '../../src/workers/http/call';
+import type { RequestCtx } from '../../src/workers/http/context';
 import { makeSession } from '../helpers';
-import { backoffMs, compileRateKey, failureKind, mayRetryRequest, parseRetryAfter, RateLimitPhase, retryCondition, withinBudget } from '../../src/workers/http/phases/resilience';
+import { failureKind } from '../../src/workers/http/phases/host-judge';
+import { compileRateKey, RateLimitPhase } from '../../src/workers/http/phases/rate-limit';
+import { backoffMs, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from '../../src/workers/http/phases/retry';
 
 const session = (headers: string[], clientAddress = '10.0.0.1'): Session => makeSession({ headers, clientAddress });
 

@@ -13,131 +13,20 @@
  * request (deadlines run on the coarse clock).
  */
 import { performance } from 'node:perf_hooks';
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { coarseNow, refreshNow, track, untrack, type DeadlineHolder } from './clock';
-import type { RetryConfig, SluiceConfig } from '../../shared/config';
+import type { HttpResponse } from 'uWebSockets.js';
+import { coarseNow, track, untrack, type DeadlineHolder } from './clock';
 import { sluiceError, statusLine, toSluiceError, type ErrorCode, type SluiceError } from '../../shared/errors';
 import { KIND_ACTIVE, KIND_PENDING } from '../../shared/host-state';
-import type { Logger } from '../../shared/log';
-import { findCaseless, type Peer, type Pipeline, type ResponseHead, type Session, type TryRecord } from './pipeline';
-import { formatAddressBytes, toAddress16 } from '../../shared/cidr';
-import { forwardedClient } from './phases/acl';
-import type { KafkaLink } from './kafka/link';
-import type { KafkaRouteHost } from './kafka/route';
-import { loadNative } from '../../shared/native';
-import { acceptPeersAvailable, PeerReader } from './downstream/client-address';
-import { requestReader } from './downstream/request-head';
-import {
-  CHUNKED_ERROR,
-  ChunkedDecoder,
-  HEAD_INCOMPLETE,
-  isRequestHop,
-  isResponseHop,
-  NativeHead,
-  nativeHeadOut,
-  parseArenaHeadLazy,
-  parseResponseHead,
-  parseResponseHeadLazy,
-  responseHasNoBody,
-  type ParsedHead,
-} from './upstream/http1';
-import { readerArena, type Conn, type ConnOwner } from './upstream/pool';
-import { backoffMs, failureKind, mayRetryRequest, parseRetryAfter, retryCondition, withinBudget } from './phases/resilience';
-import type { CompiledRoute, Router } from './router';
-import type { GroupHost, PickState, UpstreamGroup, Upstreams } from './upstream/upstreams';
+import type { ListenerKind, ProxyEnv, RequestCtx } from './context';
+import type { RequestScan } from './downstream/request-head';
+import { parseHead, sendHead, UpstreamHead } from './response-head';
+import type { Peer, Session, TryRecord } from './session';
+import { CHUNKED_ERROR, ChunkedDecoder, HEAD_INCOMPLETE, isRequestHop, responseHasNoBody, type ParsedHead } from './upstream/http1';
+import type { Conn, ConnOwner } from './upstream/pool';
+import type { CompiledRoute } from './router';
+import type { GroupHost, UpstreamGroup } from './upstream/upstreams';
 
-export { isRequestHop, isResponseHop } from './upstream/http1';
-
-/** Everything a request needs from its worker; swapped whole on reload. */
-export interface ProxyEnv {
-  readonly config: SluiceConfig;
-  readonly router: Router;
-  readonly upstreams: Upstreams;
-  readonly pipeline: Pipeline<RequestCtx>;
-  readonly log: Logger;
-  readonly stats: WorkerStats;
-  /** The worker's connection to the Kafka producer process (null when Kafka is unused). */
-  readonly kafka: KafkaLink | null;
-  /** Record per-attempt details (request events need them). */
-  readonly recordTries: boolean;
-}
-
-export interface WorkerStats {
-  inflight: number;
-  requests: number;
-}
-
-/** Per-request state shared by the built-in phases. */
-export interface RequestCtx extends KafkaRouteHost, PickState {
-  /** Host header, lower case, without port. */
-  readonly hostName: string;
-  route: CompiledRoute | null;
-  group: UpstreamGroup | null;
-  groupHost: GroupHost | null;
-  /** Tokens left in the request's rate-limit bucket when its route sends RateLimit on every response; -1 otherwise. */
-  rateLimitRemaining: number;
-  /** Respond directly (phases that answer themselves). */
-  respond(status: number, body: string, headers?: readonly string[]): void;
-  /** The listener the request came in on. */
-  readonly listener: ListenerKind;
-  /** Session.clientAddress as 16 bytes (IPv4 mapped), parsed once for the ACLs; null if uWS gave no address. */
-  readonly clientBytes: Uint8Array | null;
-}
-
-/** Who is behind a connection of the listener front (src/workers/http/downstream/front.ts implements it). */
-export interface FrontPeers {
-  peer(res: HttpResponse): { readonly address: Uint8Array; readonly clientCert: string } | undefined;
-}
-
-/** Which listener a request came in on: the HTTP one (listen.*) or the HTTPS one (tls.*). */
-export type ListenerKind = 'http' | 'https';
-
-const MAX_RESPONSE_HEAD = 64 * 1024;
-
-/**
- * Response-head parsing: the native addon's parser (one call per head, offsets back), or the
- * JS reference with SLUICE_NATIVE_HEAD=0 (the bench compares the two on the whole proxy).
- */
-const native = loadNative();
-const nativeParse = process.env.SLUICE_NATIVE_HEAD === '0' ? null : native.parseResponseHead;
-const compactHead = native.compactResponseHead;
-function parseHead(buf: Buffer, start: number, end: number): ParsedHead | typeof HEAD_INCOMPLETE | string {
-  if (nativeParse === null) return parseResponseHead(buf, start, end, MAX_RESPONSE_HEAD);
-  // The usual read: a view of the reader's arena, parsed by the bound form.
-  if (buf === boundArena || (boundArena === null && bindArena(buf))) return parseArenaHeadLazy(native.parseArenaHead, buf, start, end, MAX_RESPONSE_HEAD);
-  return parseResponseHeadLazy(nativeParse, buf, start, end, MAX_RESPONSE_HEAD);
-}
-
-/** Where compactResponseHead writes a head for uWS: a head, the status line and the proxy's own lines. */
-let blockBuffer: Buffer | null = null;
-const BLOCK_BUFFER_BYTES = MAX_RESPONSE_HEAD + 16 * 1024;
-
-/**
- * The reader's arena, once `headBind` gave the addon this thread's parse offsets and block:
- * heads read there are parsed and compacted by the bound forms (parseArenaHead,
- * compactArenaHead), which take no typed array. Each typed-array argument costs a
- * `napi_get_typedarray_info` per call, five per response in the general forms.
- */
-let boundArena: Buffer | null = null;
-
-/** Binds the addon's head forms when `buf` is the reader's arena (opened by the first upstream connection). */
-function bindArena(buf: Buffer): boolean {
-  const arena = readerArena();
-  if (arena === null || buf !== arena) return false;
-  native.headBind(nativeHeadOut(), (blockBuffer ??= Buffer.allocUnsafe(BLOCK_BUFFER_BYTES)));
-  boundArena = arena;
-  return true;
-}
-/** The last view of the block buffer handed to uWS: the same upstream answer makes heads of one length. */
-let lastBlockView: Buffer | null = null;
-
-function blockView(block: Buffer, n: number): Buffer {
-  let v = lastBlockView;
-  if (v === null || v.length !== n) lastBlockView = v = block.subarray(0, n);
-  return v;
-}
-
-const enum BodyMode {
+export const enum BodyMode {
   None = 0,
   Length = 1,
   Chunked = 2,
@@ -153,127 +42,6 @@ const enum Stage {
 }
 
 let nextId = 1;
-
-/**
- * Writes the status line and all headers with one uWS call: writeStatus(text) emits
- * `HTTP/1.1 text\r\n` verbatim, so `text` may carry the header lines after the status (uWS
- * adds its Date and Content-Length lines later, as it does after writeHeader calls). One
- * native call and one string conversion instead of one per header (measured: the per-call
- * cost dominated the response-head write). Values came from the upstream head as latin1
- * text; when the head has bytes >= 0x80 the block is sent as latin1 bytes so that they pass
- * unchanged.
- */
-function writeHead(res: HttpResponse, status: string, hs: readonly string[], nonAscii: boolean): void {
-  let block = status;
-  for (let i = 0; i < hs.length; i += 2) block += `\r\n${hs[i]}: ${hs[i + 1]}`;
-  res.writeStatus(nonAscii ? Buffer.from(block, 'latin1') : block);
-}
-
-/**
- * The upstream's headers without the hop-by-hop ones: `h.headers` compacted in place (the
- * parse made it for this response alone), so it no longer lines up with `h.lowerNames`.
- */
-function forwardedHeaders(h: ParsedHead): string[] {
-  const hs = h.headers;
-  const names = h.lowerNames;
-  const tokens = h.connectionTokens;
-  let w = 0;
-  for (let i = 0; i < names.length; i++) {
-    const n = names[i] as string;
-    if (isResponseHop(n) || (tokens !== null && tokens.includes(n))) continue;
-    if (w !== 2 * i) {
-      hs[w] = hs[2 * i] as string;
-      hs[w + 1] = hs[2 * i + 1] as string;
-    }
-    w += 2;
-  }
-  hs.length = w;
-  return hs;
-}
-
-/**
- * The ResponseHead the responseFilter phases see. Over a NativeHead it answers `has` from the
- * upstream's bytes and keeps `append`ed lines aside, so that the usual response makes no
- * header string at all and goes to uWS as the upstream's own bytes (sendHead). Reading
- * `headers` makes the list (hop-by-hop removed, appended lines after); the head is then
- * written from the list. Valid only during the read that parsed the head.
- */
-class UpstreamHead implements ResponseHead {
-  status: number;
-  private list: string[] | null = null;
-  private added: string[] | null = null;
-
-  constructor(readonly parsed: ParsedHead) {
-    this.status = parsed.status;
-  }
-
-  get headers(): string[] {
-    let l = this.list;
-    if (l === null) {
-      l = forwardedHeaders(this.parsed);
-      const a = this.added;
-      if (a !== null) for (const x of a) l.push(x);
-      this.added = null;
-      this.list = l;
-    }
-    return l;
-  }
-
-  set headers(list: string[]) {
-    this.list = list;
-    this.added = null;
-  }
-
-  /** No phase read `headers`: the head can go out as the upstream's bytes. */
-  get untouched(): boolean {
-    return this.list === null;
-  }
-
-  has(lowerName: string): boolean {
-    const h = this.parsed;
-    if (this.list === null && h instanceof NativeHead) {
-      const found = h.hasForwarded(lowerName);
-      if (found !== null) return found || (this.added !== null && findCaseless(this.added, lowerName) !== -1);
-    }
-    return findCaseless(this.headers, lowerName) !== -1;
-  }
-
-  append(name: string, value: string): void {
-    if (this.list !== null) this.list.push(name, value);
-    else (this.added ??= []).push(name, value);
-  }
-
-  /** The appended lines as `\r\nname: value` text. */
-  addedText(): string {
-    const a = this.added;
-    let text = '';
-    if (a !== null) for (let i = 0; i < a.length; i += 2) text += `\r\n${a[i]}: ${a[i + 1]}`;
-    return text;
-  }
-}
-
-/**
- * Writes the response head with one uWS call. An untouched head from the native parser goes
- * as bytes: the upstream's header lines less the hop-by-hop ones, copied by the addon
- * (compactResponseHead) after the status line and before the appended lines, so no header
- * string is made or converted. Otherwise, or when the addon declines (a Connection header
- * naming other fields; a block over the buffer), from the strings (writeHead).
- */
-function sendHead(res: HttpResponse, head: UpstreamHead): void {
-  const h = head.parsed;
-  if (head.untouched && h instanceof NativeHead) {
-    const block = (blockBuffer ??= Buffer.allocUnsafe(BLOCK_BUFFER_BYTES));
-    const n =
-      h.buf === boundArena
-        ? native.compactArenaHead(statusLine(head.status), head.addedText())
-        : compactHead(h.buf, h.offsets, block, statusLine(head.status), head.addedText());
-    if (n >= 0) {
-      res.writeStatus(blockView(block, n));
-      return;
-    }
-  }
-  writeHead(res, statusLine(head.status), head.headers, h.nonAscii);
-}
 
 const EMPTY: readonly string[] = [];
 
@@ -319,7 +87,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   path: string;
   query: string;
   headers: string[];
-  readonly clientAddress: string;
+  clientAddress: string;
   readonly peerAddress: string;
   /** Set by the handler before run(): the verified client certificate (front listeners only). */
   clientCert = '';
@@ -343,6 +111,12 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   breakerProbe = false;
   holdsActive = false;
   rateLimitRemaining = -1;
+  clientBytes: Uint8Array | null;
+  readonly forwardedFor: string;
+  totalDeadline = 0;
+  retries = 0;
+  budgetGroup: UpstreamGroup | null = null;
+  budgetRetrying = false;
   // ---- downstream state
   private aborted = false;
   private headSent = false;
@@ -350,7 +124,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private logged = false;
   // ---- request body
   private readonly reqMode: BodyMode;
-  private readonly reqLength: number;
   private reqDone: boolean;
   private replay: Buffer[] | null = null;
   private replayBytes = 0;
@@ -362,7 +135,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private stage = Stage.Idle;
   deadline = 0;
   trackSlot = -1;
-  private totalDeadline = 0;
   private respMode = BodyMode.None;
   private respRemaining = 0;
   private respTotal = 0;
@@ -380,11 +152,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   private holdsPending = false;
   /** Hosts that failed this request (retries go elsewhere); null until one did. */
   private tried: string[] | null = null;
-  private retries = 0;
   private retryTimer: NodeJS.Timeout | null = null;
-  /** Counted in its group's requests in flight (retry budget). */
-  private countedGroup: UpstreamGroup | null = null;
-  private retryingCounted = false;
   /** The attempt holds its host (gh.active counted). */
   private hostHeld = false;
   /** A failToConnect phase forbade retrying this failure. */
@@ -394,31 +162,31 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
   /** The last upstream failure, answered when a scheduled retry finds no host. */
   private lastError: SluiceError | null = null;
 
+  /**
+   * `head` is the worker's one scan object, read only by the first phases (requestHead);
+   * `peerBytes` the connection's peer as 16 bytes, `peer` its text.
+   */
   constructor(
     private readonly res: HttpResponse,
     private readonly env: ProxyEnv,
-    method: string,
-    path: string,
-    query: string,
-    headers: string[],
+    readonly requestHead: RequestScan,
     hostName: string,
-    clientAddress: string,
-    peerAddress: string,
-    readonly clientBytes: Uint8Array | null,
+    peer: string,
+    readonly peerBytes: Uint8Array | null,
     readonly listener: ListenerKind,
     reqMode: BodyMode,
-    reqLength: number,
   ) {
-    this.method = method;
-    this.path = path;
-    this.query = query;
-    this.headers = headers;
+    this.method = requestHead.method;
+    this.path = requestHead.url;
+    this.query = requestHead.query;
+    this.headers = requestHead.headers;
+    this.forwardedFor = requestHead.xff;
     this.hostName = hostName;
-    this.clientAddress = clientAddress;
-    this.peerAddress = peerAddress;
+    this.clientAddress = peer;
+    this.peerAddress = peer;
+    this.clientBytes = peerBytes;
     this.startedAt = performance.now();
     this.reqMode = reqMode;
-    this.reqLength = reqLength;
     this.reqDone = reqMode === BodyMode.None;
     env.stats.inflight++;
     env.stats.requests++;
@@ -431,16 +199,16 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     try {
       for (const f of p.accept) if (!f(this, this) || this.done) return;
       for (const f of p.requestFilter) if (f(this, this) || this.done) return;
-      const limit = this.route?.maxBodyBytes;
-      if (limit !== undefined && this.reqLength > limit) {
-        throw sluiceError('SLUICE_ERR_BODY_TOO_LARGE', `Content-Length ${this.reqLength} is over ${limit} bytes`);
-      }
       const total = this.route?.timeouts?.totalMs ?? this.env.config.timeouts.totalMs;
       if (total > 0) this.totalDeadline = coarseNow() + total;
       this.attempt(false);
     } catch (e) {
       this.fail(toSluiceError(e));
     }
+  }
+
+  get triedHosts(): readonly string[] {
+    return this.tried ?? EMPTY;
   }
 
   private pickPeer(): Peer | null {
@@ -473,10 +241,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
         throw sluiceError('SLUICE_ERR_UPSTREAM_OVERFLOW', `${peer.host}: ${g.maxPending} connections being opened (maxPendingPerHost)`);
       }
       this.holdsPending = true;
-    }
-    if (g !== null && this.countedGroup === null) {
-      this.countedGroup = g;
-      g.requests++;
     }
     this.attempts++;
     this.attemptOpen = true;
@@ -585,11 +349,11 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     if (this.done) return;
     const n = ab.byteLength;
     this.bytesIn += n;
-    const limit = this.route?.maxBodyBytes ?? this.env.config.limits.maxBodyBytes;
-    if (this.bytesIn > limit) {
-      this.flags.push('BL');
+    try {
+      for (const f of this.env.pipeline.requestBodyFilter) f(this, this);
+    } catch (e) {
       this.abandonUpstream();
-      this.fail(sluiceError('SLUICE_ERR_BODY_TOO_LARGE', `over ${limit} bytes`), true);
+      this.fail(toSluiceError(e), true);
       return;
     }
     const sink = this.bodySink;
@@ -986,53 +750,42 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     }
   }
 
-  // ------------------------------------------------------------ retries (route `retry`)
+  // ------------------------------------------------------------ retries
 
-  /** After a failure before any response byte went to the client: retry on another host? */
-  private retryAfterFailure(err: SluiceError): boolean {
-    const retry = this.route?.config.retry;
-    if (retry === undefined || this.headSent || this.noRetry || err.code === 'SLUICE_ERR_TOTAL_TIMEOUT') return false;
-    if (!retryCondition(retry.on, failureKind(0, err), 0)) return false;
-    return this.scheduleRetry(retry, -1, err.code);
+  /**
+   * Asks the shouldRetry phases whether to try another host after `err` (or a 5xx head:
+   * `err` null); the delay in ms, or -1. Asked only while a retry can be carried out: no
+   * response byte went to the client, no phase forbade it, the body can be sent again.
+   */
+  private retryDelay(err: SluiceError | null, status: number, retryAfter: string): number {
+    if (this.headSent || this.noRetry || (this.reqMode !== BodyMode.None && this.replayBytes < 0)) return -1;
+    for (const f of this.env.pipeline.shouldRetry) {
+      const d = f(this, err, status, retryAfter, this);
+      if (d >= 0) return d;
+    }
+    return -1;
   }
 
-  /** A 5xx head listed in `retry.on`: discard it and retry elsewhere, honouring Retry-After. */
+  /** A 5xx head: discard it and retry elsewhere when a phase says so. */
   private retryOnStatus(h: ParsedHead): boolean {
-    const retry = this.route?.config.retry;
-    if (retry === undefined || !retryCondition(retry.on, null, h.status)) return false;
-    let after = -1;
+    if (this.env.pipeline.shouldRetry.length === 0) return false;
+    let after = '';
     const names = h.lowerNames;
     for (let i = 0; i < names.length; i++) {
       if (names[i] === 'retry-after') {
-        after = parseRetryAfter(h.headers[2 * i + 1] as string);
+        after = h.headers[2 * i + 1] as string;
         break;
       }
     }
-    // Too long to wait (or unreadable): the upstream's answer goes to the client as it is.
-    if (after > retry.maxRetryAfterMs) return false;
+    const delay = this.retryDelay(null, h.status, after);
+    if (delay < 0) return false;
     this.lastError = sluiceError(h.status === 504 ? 'SLUICE_ERR_UPSTREAM_HEAD_TIMEOUT' : 'SLUICE_ERR_NO_HEALTHY_UPSTREAM', `${this.upstreamHost} answered ${h.status}`);
-    return this.scheduleRetry(retry, after, `status ${h.status}`);
+    this.retryIn(delay, `status ${h.status}`);
+    return true;
   }
 
-  private scheduleRetry(retry: RetryConfig, retryAfterMs: number, outcome: string): boolean {
-    const g = this.group;
-    if (g === null || this.retries >= retry.attempts) return false;
-    if (!mayRetryRequest(retry, this.method, this.headers)) return false;
-    if (this.reqMode !== BodyMode.None && this.replayBytes < 0) return false;
-    if (!g.hasOtherHost(this.tried ?? EMPTY, this.upstreamHost)) return false;
-    if (!this.retryingCounted && !withinBudget(retry, g.retrying, g.requests)) {
-      this.flags.push('RB');
-      return false;
-    }
-    let delay = backoffMs(retry, this.retries);
-    if (retryAfterMs > delay) delay = retryAfterMs;
-    if (this.totalDeadline !== 0 && refreshNow() + delay >= this.totalDeadline) return false;
-    if (!this.retryingCounted) {
-      this.retryingCounted = true;
-      g.retrying++;
-    }
-    this.retries++;
-    this.flags.push('RY');
+  /** Carries out a retry decision: the attempt ends, another starts after `delay` ms on a host not tried yet. */
+  private retryIn(delay: number, outcome: string): void {
     this.endTry(outcome);
     (this.tried ??= []).push(this.upstreamHost);
     this.abandonUpstream();
@@ -1043,7 +796,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
     this.respMode = BodyMode.None;
     this.decoder = null;
     this.retryTimer = setTimeout(() => this.retryNow(), delay);
-    return true;
   }
 
   private retryNow(): void {
@@ -1096,7 +848,11 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       for (const f of this.env.pipeline.errorWhileProxy) f(this, { group: this.upstreamName, host: this.upstreamHost }, err, this);
     }
     this.lastError = err;
-    if (this.retryAfterFailure(err)) return;
+    const delay = this.retryDelay(err, 0, '');
+    if (delay >= 0) {
+      this.retryIn(delay, err.code);
+      return;
+    }
     this.fail(err);
   }
 
@@ -1116,7 +872,7 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
         }
         this.status = status;
         const body = `{"error":"${err.code}","message":${JSON.stringify(err.message)}}\n`;
-        const close = closeConnection || (!this.reqDone && this.reqMode !== BodyMode.None);
+        const close = closeConnection || err.close || (!this.reqDone && this.reqMode !== BodyMode.None);
         this.res.cork(() => {
           this.headSent = true;
           this.res
@@ -1198,11 +954,6 @@ export class ProxyCall implements Session, RequestCtx, ConnOwner, DeadlineHolder
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
-    const g = this.countedGroup;
-    if (g !== null) {
-      g.requests--;
-      if (this.retryingCounted) g.retrying--;
-    }
     if (err !== null && this.status === 0) this.status = err.status;
     for (const f of this.env.pipeline.logging) {
       try {
@@ -1220,159 +971,4 @@ let onFinished: (() => void) | undefined;
 /** Called after every request ends (the worker's drain watch). */
 export function setOnFinished(f: (() => void) | undefined): void {
   onFinished = f;
-}
-
-// ------------------------------------------------------------ the uWS handler
-
-/** Formats uWS's binary remote address (4 or 16 bytes); IPv4-mapped IPv6 becomes dotted IPv4. */
-export function formatAddress(ab: ArrayBuffer): string {
-  return formatAddressBytes(new Uint8Array(ab));
-}
-
-/**
- * The last client address seen, as 16 bytes and as text: consecutive requests mostly come
- * from the same address (keep-alive, a few load balancers in front), so they share one
- * Uint8Array and one string instead of making both per request. Nothing may modify `bytes`.
- */
-export class LastPeer {
-  bytes: Uint8Array | null = null;
-  text = '';
-
-  /** Same address as `raw` (4 or 16 bytes as uWS gives it)? */
-  is(raw: Uint8Array): boolean {
-    const b = this.bytes;
-    if (b === null) return false;
-    if (raw.length === 16) {
-      for (let i = 0; i < 16; i++) if (raw[i] !== b[i]) return false;
-      return true;
-    }
-    if (raw.length !== 4 || b[10] !== 0xff || b[11] !== 0xff || b[0] !== 0 || b[9] !== 0) return false;
-    for (let i = 1; i < 9; i++) if (b[i] !== 0) return false;
-    return raw[0] === b[12] && raw[1] === b[13] && raw[2] === b[14] && raw[3] === b[15];
-  }
-
-  /** Remembers `raw` (16 bytes, IPv4 mapped); null when uWS gave no address. */
-  set(raw: Uint8Array): Uint8Array | null {
-    const b = toAddress16(raw);
-    if (b === null) return null;
-    // A copy: uWS's ArrayBuffer is the caller's, and `bytes` outlives this request.
-    this.bytes = b === raw ? Uint8Array.from(raw) : b;
-    this.text = formatAddressBytes(this.bytes);
-    return this.bytes;
-  }
-}
-const lastPeer = new LastPeer();
-
-/**
- * The Host header without its port, lower case (`[::1]:80` → `[::1]`, `Api.Example:8080` →
- * `api.example`). The last one is remembered: consecutive requests mostly name the same host.
- */
-export function hostNameOf(host: string): string {
-  if (host === lastHost) return lastHostName;
-  let name = host;
-  for (let i = host.length - 1; i >= 0; i--) {
-    const c = host.charCodeAt(i);
-    if (c === 0x3a /* : */) {
-      name = host.slice(0, i);
-      break;
-    }
-    if (c === 0x5d /* ] */) break;
-  }
-  lastHost = host;
-  lastHostName = name.toLowerCase();
-  return lastHostName;
-}
-let lastHost = '';
-let lastHostName = '';
-
-/** Answers before a ProxyCall exists (limits); the request body, if any, is not read. */
-function reject(res: HttpResponse, code: ErrorCode, detail: string): void {
-  const e = sluiceError(code, detail);
-  res
-    .writeStatus(statusLine(e.status))
-    .writeHeader('content-type', 'application/json')
-    .writeHeader('x-sluice-error', code)
-    .end(`{"error":"${code}","message":${JSON.stringify(e.message)}}\n`, true);
-}
-
-/**
- * The uWS handler of one listener (`listener` tells the phases which one: ACLs, PROXY
- * protocol); `front` when the listener runs through the listener front (src/workers/http/downstream/front.ts).
- */
-export function makeHandler(getEnv: () => ProxyEnv, listener: ListenerKind = 'http', front?: FrontPeers): (res: HttpResponse, req: HttpRequest) => void {
-  const peers = new PeerReader(front === undefined ? native.uwsPeerAddress : null, listener, front === undefined && acceptPeersAvailable());
-  // The request head: the addon's one-call reading once checked, else uWS's functions (request-head.ts).
-  const heads = requestReader(listener);
-  return (res, req) => {
-    const env = getEnv();
-    const limits = env.config.limits;
-    const { method, url, query, headers, headerBytes, host, contentLength, badLength, chunked, xff } = heads.read(req, env.log);
-    if (url.length + query.length + 1 > limits.maxUrlLength) {
-      reject(res, 'SLUICE_ERR_URL_TOO_LONG', `over ${limits.maxUrlLength} bytes`);
-      return;
-    }
-    if (headers.length / 2 > limits.maxHeaderCount) {
-      reject(res, 'SLUICE_ERR_TOO_MANY_HEADERS', `over ${limits.maxHeaderCount} fields`);
-      return;
-    }
-    if (headerBytes > limits.maxHeaderBytes) {
-      reject(res, 'SLUICE_ERR_HEADERS_TOO_LARGE', `over ${limits.maxHeaderBytes} bytes`);
-      return;
-    }
-    if (badLength) {
-      reject(res, 'SLUICE_ERR_BAD_REQUEST', 'invalid Content-Length');
-      return;
-    }
-    if (contentLength > limits.maxBodyBytes) {
-      reject(res, 'SLUICE_ERR_BODY_TOO_LARGE', `Content-Length ${contentLength} is over ${limits.maxBodyBytes} bytes`);
-      return;
-    }
-    const hostName = hostNameOf(host);
-    const mode = chunked ? BodyMode.Chunked : contentLength > 0 ? BodyMode.Length : BodyMode.None;
-    // The client address (docs/edge.md): the peer, or the PROXY v2 source when the listener
-    // takes it (uWS parses v2 on every connection, so it is ignored unless configured: any
-    // client could send one), then the entry proxy.trustedHops from the right of
-    // X-Forwarded-For. X-Forwarded-For sent upstream gets the peer appended. Behind the
-    // listener front, the front says who the peer is (and its certificate).
-    let peerBytes: Uint8Array | null;
-    let clientCert = '';
-    if (front !== undefined) {
-      const p = front.peer(res);
-      if (p === undefined) {
-        reject(res, 'SLUICE_ERR_FORBIDDEN', 'the connection did not come through the listener front');
-        return;
-      }
-      peerBytes = p.address;
-      clientCert = p.clientCert;
-    } else {
-      peerBytes = peers.read(res, env.log);
-      const lc = listener === 'https' ? (env.config.tls ?? env.config.listen) : env.config.listen;
-      if (lc.proxyProtocol === 'v2') {
-        const pp = new Uint8Array(res.getProxiedRemoteAddress());
-        if (pp.length !== 0) peerBytes = pp;
-      }
-      peerBytes = lastPeer.is(peerBytes) ? lastPeer.bytes : lastPeer.set(peerBytes);
-    }
-    const peer = peerBytes === null ? '' : peerBytes === lastPeer.bytes ? lastPeer.text : formatAddressBytes(peerBytes);
-    const fwd = xff === '' ? null : forwardedClient(xff, env.config.proxy.trustedHops);
-    const call = new ProxyCall(
-      res,
-      env,
-      method,
-      url,
-      query,
-      headers,
-      hostName,
-      fwd === null ? peer : formatAddressBytes(fwd),
-      peer,
-      fwd ?? peerBytes,
-      listener,
-      mode,
-      contentLength,
-    );
-    call.clientCert = clientCert;
-    res.onAborted(() => call.onAborted());
-    if (mode !== BodyMode.None) res.onData((ab, last) => call.onClientData(ab, last));
-    call.run();
-  };
 }

@@ -13,22 +13,21 @@ import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { frontOf, type SluiceConfig } from '../../shared/config';
 import { createLogger, type Logger } from '../../shared/log';
 import { assertNever, type PrimaryToWorker, type WorkerData, type WorkerToPrimary } from '../../shared/messages';
-import { buildPipeline, type ProxyPhases } from './pipeline';
+import { buildPipeline } from './pipeline';
+import { builtinPhases } from './phases';
+import type { EventCounters } from './phases/events';
 import { loadUws, type Uws } from '../../shared/uws';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { EventsPhase, type EventCounters } from './phases/events';
 import { KafkaLink } from './kafka/link';
 import { HostStateTable } from '../../shared/host-state';
 import { RateLimitTable } from '../../shared/rate-limit';
-import { AccessLogPhase, ForwardingPhase, RouteActionPhase, RoutingPhase } from './phases/builtin';
-import { aclPhases } from './phases/acl';
 import { AccessLogFile } from './phases/access-log-file';
-import { HostJudgePhase, RateLimitPhase } from './phases/resilience';
-import { MetricsPhase } from './phases/metrics';
 import { MetricsRecorder } from '../../shared/metrics';
-import { makeHandler, setOnFinished, type ListenerKind, type ProxyEnv, type RequestCtx, type WorkerStats } from './call';
+import { setOnFinished } from './call';
+import type { ListenerKind, ProxyEnv, WorkerStats } from './context';
+import { makeHandler } from './downstream/handler';
 import { Router } from './router';
 import { FrontListener, type FrontOptions } from './downstream/front';
 import { TlsListener } from './downstream/tls-listener';
@@ -93,20 +92,20 @@ const rateLimits = new RateLimitTable(data.rateLimits);
 function buildEnv(config: SluiceConfig, slots: Readonly<Record<string, number>>, previous: ProxyEnv | null): ProxyEnv {
   const router = new Router(config.routes);
   const upstreams = Upstreams.build(config, previous?.upstreams ?? null, hostState, slots);
-  const phases: ProxyPhases<RequestCtx>[] = [new ForwardingPhase(config), new RoutingPhase(router, upstreams)];
-  // ACLs (docs/edge.md): the listener's in `accept`, before anything else; the route's right after routing.
-  phases.push(...aclPhases(config));
-  const limiter = new RateLimitPhase(config.routes, rateLimits);
-  if (limiter.active) phases.push(limiter);
-  phases.push(new RouteActionPhase(kafka));
-  // Host judgement only costs when some group keeps shared state (breaker, ejection, health, limits).
-  if ([...upstreams.groups.values()].some((g) => g.state !== null)) phases.push(new HostJudgePhase(log));
-  // Metrics only cost when the admin listener can serve them (admin.* changes need a restart).
-  if (config.admin.enabled) phases.push(new MetricsPhase(metrics, config.routes));
-  const accessLine = accessWriter(config);
-  if (config.log.access) phases.push(new AccessLogPhase(accessLine));
   const events = config.events.enabled && kafka !== null;
-  if (events) phases.push(new EventsPhase(config.events, kafka, counters, instance, data.workerId, eventStats));
+  // Opened (or closed) on every build: a reload is how log rotation reaches the workers.
+  const accessLine = accessWriter(config);
+  const phases = builtinPhases({
+    config,
+    router,
+    upstreams,
+    log,
+    kafka,
+    rateLimits,
+    metrics,
+    accessLine: config.log.access ? accessLine : null,
+    events: events ? { config: config.events, counters, instance, workerId: data.workerId, stats: eventStats } : null,
+  });
   return { config, router, upstreams, pipeline: buildPipeline(phases), log, stats, kafka, recordTries: events };
 }
 

@@ -1,5 +1,5 @@
 /**
- * HTTP → Kafka routes (DESIGN §4): the request body becomes one record (raw), one per line
+ * HTTP → Kafka routes (docs/kafka.md): the request body becomes one record (raw), one per line
  * (NDJSON) or one per element (JSON array), produced through the worker's KafkaLink.
  *
  *   sync  → 200 once the broker acknowledged every record (acks=all on an idempotent

@@ -1,6 +1,6 @@
 /**
  * Request events: the logging phase that turns every finished request into one record for
- * Kafka (DESIGN §4). It writes the event's fields in binary (src/shared/event-binary.ts; the
+ * Kafka (docs/kafka.md, "Request events"). It writes the event's fields in binary (src/shared/event-binary.ts; the
  * producer process writes the JSON that goes to Kafka) and hands the record to the worker's
  * KafkaLink, which batches it (fire-and-forget records wait up to kafka.linkLingerMs for
  * more); the request path never waits on Kafka. When the link's bounded buffer is full the
@@ -15,10 +15,11 @@ import type { EventsConfig } from '../../../shared/config';
 import { EVENT_NULL, EventWriter } from '../../../shared/event-binary';
 import type { SluiceError } from '../../../shared/errors';
 import type { KafkaHeader } from '../../../shared/kafka-frames';
-import type { ProxyPhases, Session, TryRecord } from '../pipeline';
+import type { ProxyPhases } from '../pipeline';
+import type { Session, TryRecord } from '../session';
 import { nextEventSeq } from '../../../shared/sab-layout';
 import type { KafkaLink } from '../kafka/link';
-import type { RequestCtx } from '../call';
+import type { RequestCtx } from '../context';
 
 export interface EventCounters {
   produced: number;

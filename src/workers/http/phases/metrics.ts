@@ -10,8 +10,9 @@
 import { performance } from 'node:perf_hooks';
 import type { RouteConfig } from '../../../shared/config';
 import type { MetricsRecorder } from '../../../shared/metrics';
-import type { ProxyPhases, Session } from '../pipeline';
-import type { RequestCtx } from '../call';
+import type { ProxyPhases } from '../pipeline';
+import type { Session } from '../session';
+import type { RequestCtx } from '../context';
 
 export class MetricsPhase implements ProxyPhases<RequestCtx> {
   /** `recorder` lives as long as the worker; `routes` are the config's (series made up front). */

@@ -11,7 +11,7 @@ import { hostKey, type Balance, type BreakerConfig, type OutlierConfig, type Poo
 import { sluiceError } from '../../../shared/errors';
 import { ADMIT, KIND_ACTIVE, PROBE, REJECT, inPanic, type HostStateTable } from '../../../shared/host-state';
 import { jsNative } from '../../../shared/native';
-import type { Peer, Session } from '../pipeline';
+import type { Peer, Session } from '../session';
 import { buildSelector, ConsistentHash, type Accept, type BalancedHost, type Selector } from './balancer';
 import { HostPool, type PoolTls } from './pool';
 

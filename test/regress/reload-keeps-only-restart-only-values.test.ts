@@ -1,5 +1,5 @@
 /**
- * Regression (issue 7 work): when a reload also changed an option that only changes on
+ * Regression: when a reload also changed an option that only changes on
  * restart (workers, listen host/port, admin, kafka, rateLimit.tableSize), the primary kept
  * the whole old `listen` section, silently dropping a new listen.acl or listen.proxyProtocol.
  * Only the restart-only values may be kept.

@@ -1,5 +1,5 @@
 /**
- * Regression (issue 6 work): the coarse clock only advanced once a deadline holder started its
+ * Regression: the coarse clock only advanced once a deadline holder started its
  * tick, so a worker's first deadline was computed from the time the module loaded and fired
  * early (a 400 ms head timeout answered 504 after 178 ms on a worker that had been idle).
  * `coarseNow()` must be fresh while no tick runs.

@@ -1,5 +1,5 @@
 /**
- * Regression (issue 2): pooled connections were never reused because a connection without
+ * Regression: pooled connections were never reused because a connection without
  * a `Keep-Alive: timeout=` hint counted as "do not reuse" (hint field initialised to 0).
  * Every request opened a new upstream connection and the bench collapsed to 2k req/s.
  */

@@ -1,5 +1,5 @@
 /**
- * Regression (session 3, seen as a flaky reload test): the signal handlers were installed
+ * Regression (seen as a flaky reload test): the signal handlers were installed
  * only after the primary's start finished, so a SIGHUP sent while it was starting (or at the
  * moment `listening` appeared) hit Node's default action and killed the process. Now they
  * are installed before the start, and what arrives early is handled once it finished.
