@@ -4,7 +4,7 @@
  * JSON, hundreds of events per native call (`sluice_core::event_json`, the default path), or
  * with `formatEventJson` here when fire-and-forget records take the JavaScript clients. In
  * the worker, where an event is written once per request with every cache cold, the JSON
- * itself cost ~5 µs an event and the fields cost ~2 (docs/kafka.md, "What events cost").
+ * itself was most of an event's cost, the fields less (docs/kafka.md, "What events cost").
  *
  * Layout (little-endian; the Rust module's doc is the reference): numbers are f64; a string
  * is `u32 n` and its bytes, `n = 0xffffffff` for null, bit 31 set when the bytes are already a

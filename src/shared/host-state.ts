@@ -387,7 +387,7 @@ export class HostStateTable {
     const ratioOn = cfg.failureRatio > 0;
     if (ok) {
       // Read first: most outcomes are successes, and a store would bounce the cache line. A
-      // plain read (an Atomics call costs ~20 ns in Node 20): missing a failure counted an
+      // plain read (an Atomics call is not free): missing a failure counted an
       // instant ago orders this success before it, which is as true an order as the other.
       if (i32[base + I_BR_CONSEC] !== 0) Atomics.store(i32, base + I_BR_CONSEC, 0);
       if (ratioOn) this.windowAdd(base, this.clock(), cfg, false);

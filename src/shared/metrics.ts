@@ -8,9 +8,9 @@
  * group names the request already carries, counters are typed-array slots, and latency goes
  * into a counts array laid out exactly like an hdr-histogram-js histogram (1 µs .. 60 s,
  * 3 significant digits), so the primary merges and reads percentiles with hdr-histogram-js
- * itself. Recording through hdr-histogram-js's pure-JS `recordValue` measured 170-200 ns
- * (it computes the index with Math.log2 and Math.pow); the same index with Math.clz32 is
- * about 10 ns. `test/unit/metrics.test.ts` checks the two index computations agree.
+ * itself. hdr-histogram-js's pure-JS `recordValue` computes the index with Math.log2 and
+ * Math.pow; the same index with Math.clz32 is much cheaper (bench/results/micro-metrics.md).
+ * `test/unit/metrics.test.ts` checks the two index computations agree.
  *
  * Everything here is plain data for structured clone (worker → primary): no prototypes,
  * no typed arrays in snapshots. Never import from src/main or src/workers.

@@ -247,8 +247,8 @@ describe('bodies and streaming', () => {
     }
   });
 
-  // The usual head goes to the client as the upstream's bytes (proxy.ts sendHead, the addon's
-  // compactResponseHead); what the phases add must still be right on that path, and a
+  // The usual head goes to the client as the upstream's bytes (response-head.ts sendHead, the
+  // addon's compactResponseHead); what the phases add must still be right on that path, and a
   // Connection header naming other fields sends it down the string path.
   test('forwarded heads: Via appended to the upstream\'s, its request id kept, hop-by-hop and fields Connection names dropped', async () => {
     const heads = [

@@ -1,6 +1,6 @@
 /**
- * The pure parts of the resilience phases (src/workers/http/phases/resilience.ts) and the primary's host
- * slots (src/main/host-slots.ts): rate-limit keys, outcome classification, retry
+ * The pure parts of the resilience phases (src/workers/http/phases/rate-limit.ts,
+ * host-judge.ts, retry.ts) and the primary's host slots (src/main/host-slots.ts): rate-limit keys, outcome classification, retry
  * conditions, back-off, Retry-After, budget, idempotency; slot assignment across reloads.
  */
 import assert from 'node:assert/strict';

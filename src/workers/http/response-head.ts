@@ -59,10 +59,10 @@ function blockView(block: Buffer, n: number): Buffer {
  * Writes the status line and all headers with one uWS call: writeStatus(text) emits
  * `HTTP/1.1 text\r\n` verbatim, so `text` may carry the header lines after the status (uWS
  * adds its Date and Content-Length lines later, as it does after writeHeader calls). One
- * native call and one string conversion instead of one per header (measured: the per-call
- * cost dominated the response-head write). Values came from the upstream head as latin1
- * text; when the head has bytes >= 0x80 the block is sent as latin1 bytes so that they pass
- * unchanged.
+ * native call and one string conversion instead of one per header (the per-call cost
+ * dominated the response-head write; docs/decisions.md, D12). Values came from the upstream
+ * head as latin1 text; when the head has bytes >= 0x80 the block is sent as latin1 bytes so
+ * that they pass unchanged.
  */
 function writeHead(res: HttpResponse, status: string, hs: readonly string[], nonAscii: boolean): void {
   let block = status;

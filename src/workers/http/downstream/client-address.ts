@@ -3,17 +3,17 @@
  *
  * uWS 20.30's `getRemoteAddress` answers with a new ArrayBuffer every call, and V8's
  * ArrayBuffers are costly to make and to sweep: with its `getpeername`, a large share of the
- * CPU per proxied request (docs/decisions.md, "The client address without an ArrayBuffer"). The
- * addon's `uwsPeerAddress` makes the same `getpeername` on the socket behind the response and
- * writes the address into this reader's buffer instead. It reads uWS.js and uSockets
+ * CPU per proxied request (docs/decisions.md, D14). The addon's `uwsPeerAddress` makes the
+ * same `getpeername` on the socket behind the response and writes the address into this
+ * reader's buffer instead. It reads uWS.js and uSockets
  * internals to find the socket (native/napi/src/uws20/socket.cc), so a reader trusts it only
  * after its first answer matched `getRemoteAddress`'s, and never again once one did not.
  *
  * With `fromAccept`, the addon answers without the `getpeername` too, from the address
  * `accept` gave for the connection (native/napi/src/uws20/accept_peers.rs), as nginx does: that
- * system call was a visible share of the worker's samples (docs/decisions.md, "The client address from
- * accept"). Those answers are checked the same way, on their own: the first is held to
- * `getRemoteAddress`, and one that differs turns them off for good.
+ * system call was a visible share of the worker's samples (docs/decisions.md, D14). Those
+ * answers are checked the same way, on their own: the first is held to `getRemoteAddress`,
+ * and one that differs turns them off for good.
  *
  * Must never: hand out its buffer past the caller's synchronous use (the next read overwrites
  * it; LastPeer copies what it keeps), or pass the addon anything but a live uWS response.

@@ -1,14 +1,13 @@
 /**
- * Who may use Sluice: the client address (peer, PROXY protocol, trusted X-Forwarded-For
- * hops) and the CIDR allow/deny lists of listeners and routes. docs/edge.md describes the
- * behaviour and the choices behind it.
+ * Who may use Sluice: the CIDR allow/deny lists of listeners and routes, judged on the client
+ * address (client-address.ts). docs/edge.md describes the behaviour and the choices behind it.
  *
  * - ListenerAclPhase (`accept`): the listener's list, before anything else runs.
  * - RouteAclPhase (`requestFilter`, right after routing): the matched route's list, before
  *   rate limiting and route actions, so a denied request costs no tokens and no upstream.
  *
- * Both answer 403 SLUICE_ERR_FORBIDDEN. They read the address bytes makeHandler already
- * parsed (ctx.clientBytes): no parsing, no allocation per request.
+ * Both answer 403 SLUICE_ERR_FORBIDDEN. They read the address bytes the handler and
+ * ClientAddressPhase already parsed (ctx.clientBytes): no parsing, no allocation per request.
  */
 import type { AclRule, SluiceConfig } from '../../../shared/config';
 import { compileAclRules, type CompiledAcl } from '../../../shared/cidr';

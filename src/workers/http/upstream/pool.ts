@@ -145,8 +145,8 @@ function sysError(code: number, syscall: string): Error {
  * the uWS handlers: the reader's call, or setImmediate before it opened). Sending them back
  * to back wakes a sleeping upstream once per turn instead of once per request; on this
  * machine each wake-up of a process on the other CPU cost more than the send itself
- * (docs/decisions.md, "Request heads at the end of the turn"). Envoy defers its writes to the
- * end of the dispatcher loop the same way.
+ * (docs/decisions.md, D4). Envoy defers its writes to the end of the dispatcher loop the same
+ * way.
  */
 let queuedConns: Conn[] = [];
 let queuedTexts: string[] = [];
